@@ -1,0 +1,55 @@
+"""CP-SAT glue: solve a model with time limit, seed and workers; read status and bound."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from ..models.result import SolveStatus
+from .options import SolveOptions
+
+
+@dataclass(frozen=True)
+class CpSatOutcome:
+    """Status, objective and proven bound of one CP-SAT solve, with the solver to read values from."""
+
+    status: SolveStatus
+    objective: float | None
+    bound: float | None
+    solver: cp_model.CpSolver
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.TIME_LIMIT)
+
+
+def solve_cpsat(model: cp_model.CpModel, options: SolveOptions) -> CpSatOutcome:
+    """Solve ``model`` within ``options``' remaining time.
+
+    Deterministic for a given seed when ``threads == 1`` and the solve finishes
+    before the time limit; with more workers CP-SAT runs its portfolio.
+    """
+    solver = cp_model.CpSolver()
+    limit = options.remaining()
+    if not math.isinf(limit):
+        solver.parameters.max_time_in_seconds = max(limit, 0.01)
+    solver.parameters.random_seed = options.seed
+    solver.parameters.num_workers = options.threads
+    solver.parameters.log_search_progress = False
+    code = solver.Solve(model)
+    has_objective = model.HasObjective()
+    if code == cp_model.OPTIMAL:
+        value = solver.ObjectiveValue() if has_objective else None
+        return CpSatOutcome(SolveStatus.OPTIMAL, value, value, solver)
+    if code == cp_model.FEASIBLE:
+        value = solver.ObjectiveValue() if has_objective else None
+        bound = solver.BestObjectiveBound() if has_objective else None
+        return CpSatOutcome(SolveStatus.TIME_LIMIT, value, bound, solver)
+    if code == cp_model.INFEASIBLE:
+        return CpSatOutcome(SolveStatus.INFEASIBLE, None, None, solver)
+    bound = solver.BestObjectiveBound() if has_objective else None
+    if bound is not None and not math.isfinite(bound):
+        bound = None
+    return CpSatOutcome(SolveStatus.NO_SOLUTION, None, bound, solver)
