@@ -140,6 +140,8 @@ def _solve(instance: Path, solver: str, time_limit: float, seed: int, threads: i
         typer.echo(payload)
         return
     typer.echo(result.summary())
+    if result.objective is not None:
+        typer.echo(f"  {problem_kind(problem.kind).objective_label}: {result.objective:.6g}")
     describe = getattr(result.plan, "describe", None)
     if describe is not None:
         for line in describe(problem):

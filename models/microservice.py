@@ -255,3 +255,25 @@ class MicroservicePlan(StrictModel):
     stored_layers: list[list[str]]
     borrowed_layers: list[list[Borrow]]
     routes: list[Route] = Field(default_factory=list)
+
+    def describe(self, problem: MicroserviceProblem) -> list[str]:
+        """Readable lines: per server, the instances placed and the bytes stored and borrowed."""
+        lines = []
+        size = problem.layer_size
+        for n, server in enumerate(problem.servers):
+            if n >= len(self.stored_layers) or n >= len(self.borrowed_layers):
+                break
+            placed = [
+                f"{problem.services[i].name} x{row[n]}"
+                for i, row in enumerate(self.instances)
+                if i < len(problem.services) and n < len(row) and row[n] > 0
+            ]
+            stored = sum(size.get(d, 0) for d in set(self.stored_layers[n]))
+            borrowed = sum(size.get(b.layer, 0) for b in self.borrowed_layers[n])
+            lines.append(
+                f"{server.name}: {', '.join(placed) or 'no instances'}; "
+                f"stores {stored / 1e6:.1f} of {server.storage_bytes / 1e6:.1f} MB, borrows {borrowed / 1e6:.1f} MB"
+            )
+        served = sum(route.rate_rps for route in self.routes)
+        lines.append(f"routed {served:.1f} requests/s over {len(self.routes)} routes")
+        return lines

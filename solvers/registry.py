@@ -35,6 +35,8 @@ class ProblemKind:
         ``"min"``, an upper bound for ``"max"``.
     precheck:
         Optional ``problem -> reason or None``: a reason why no plan can exist.
+    objective_label:
+        What the objective measures, with its unit (for summaries).
     """
 
     name: str
@@ -42,6 +44,7 @@ class ProblemKind:
     evaluate: Callable[[Any, Any], Evaluation]
     bound: Callable[[Any], float | None] | None = None
     precheck: Callable[[Any], str | None] | None = None
+    objective_label: str = "objective"
 
 
 @dataclass(frozen=True)

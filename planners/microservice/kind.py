@@ -12,5 +12,6 @@ MICROSERVICE = register_kind(
         sense="max",
         evaluate=evaluate_plan,
         bound=throughput_upper_bound,
+        objective_label="served throughput (requests/s)",
     )
 )

@@ -13,5 +13,6 @@ PIPELINE = register_kind(
         evaluate=evaluate_plan,
         bound=iteration_lower_bound,
         precheck=memory_infeasibility,
+        objective_label="iteration time (s)",
     )
 )
