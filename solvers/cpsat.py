@@ -61,7 +61,6 @@ def solve_cpsat(model: cp_model.CpModel, options: SolveOptions, **parameters: An
         return CpSatOutcome(SolveStatus.TIME_LIMIT, value, bound, solver)
     if code == cp_model.INFEASIBLE:
         return CpSatOutcome(SolveStatus.INFEASIBLE, None, None, solver)
-    bound = solver.BestObjectiveBound() if has_objective else None
-    if bound is not None and not math.isfinite(bound):
-        bound = None
-    return CpSatOutcome(SolveStatus.NO_SOLUTION, None, bound, solver)
+    # Without a solution CP-SAT's bound has been seen to be meaningless (0 for a
+    # maximisation interrupted at once): report none.
+    return CpSatOutcome(SolveStatus.NO_SOLUTION, None, None, solver)

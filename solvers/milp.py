@@ -60,6 +60,11 @@ def solve_milp(model: pulp.LpProblem, options: SolveOptions, backend: str | None
     limit = options.remaining()
     time_limit = None if math.isinf(limit) else max(limit, 0.01)
     if backend == "highs":
+        # HiGHS keeps one thread pool per process; a solve with another thread count
+        # than the previous one fails silently unless the pool is reset first.
+        import highspy
+
+        highspy.Highs.resetGlobalScheduler(True)
         engine = pulp.HiGHS(msg=False, timeLimit=time_limit, threads=options.threads, random_seed=options.seed)
         with stdout_to_stderr():
             model.solve(engine)

@@ -72,7 +72,8 @@ class SolverSpec:
 
 
 _KINDS: dict[str, ProblemKind] = {}
-_SOLVERS: dict[str, SolverSpec] = {}
+#: Solvers keyed by (kind, name): two kinds may each have a solver called "cpsat".
+_SOLVERS: dict[tuple[str, str], SolverSpec] = {}
 
 
 def register_kind(kind: ProblemKind) -> ProblemKind:
@@ -101,10 +102,10 @@ def register_solver(
     """
 
     def decorate(function: SolverFunction) -> SolverFunction:
-        if name in _SOLVERS:
-            raise ValueError(f"solver {name!r} is already registered")
+        if (kind, name) in _SOLVERS:
+            raise ValueError(f"solver {name!r} is already registered for {kind} problems")
         doc = description or ((function.__doc__ or "").strip().splitlines() or [""])[0]
-        _SOLVERS[name] = SolverSpec(
+        _SOLVERS[(kind, name)] = SolverSpec(
             name=name,
             kind=kind,
             role=role,
@@ -166,8 +167,8 @@ def get_solver(name: str, kind: str) -> SolverSpec:
             raise ValueError(f"no available solver for problem kind {kind!r}")
         return ranked[0]
     valid = ", ".join(["auto", *(s.name for s in candidates)])
-    spec = _SOLVERS.get(name)
-    if spec is None or spec.kind != kind:
+    spec = _SOLVERS.get((kind, name))
+    if spec is None:
         raise ValueError(f"unknown solver {name!r} for {kind} problems; valid solvers: {valid}")
     if not spec.available:
         missing = [m for m in spec.needs if importlib.util.find_spec(m) is None]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from distplan.models import load_instance, parse_instance
 from distplan.models.microservice import MicroserviceProblem
-from pydantic import ValidationError
 
 MB = 1_000_000
 

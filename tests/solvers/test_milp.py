@@ -83,3 +83,10 @@ def test_highs_time_limit_returns_incumbent_and_gap() -> None:
     outcome = solve_milp(model, SolveOptions(time_limit=0.5), backend="highs")
     assert outcome.has_solution
     assert outcome.bound is not None and outcome.bound >= outcome.objective - 1e-6
+
+
+def test_highs_thread_count_can_change_between_solves() -> None:
+    """Two HiGHS solves in one process with different thread counts both succeed."""
+    first = solve_milp(knapsack(pulp.LpMaximize), SolveOptions(threads=1), backend="highs")
+    second = solve_milp(knapsack(pulp.LpMaximize), SolveOptions(threads=2), backend="highs")
+    assert first.status is second.status is SolveStatus.OPTIMAL

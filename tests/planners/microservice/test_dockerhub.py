@@ -7,6 +7,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+
 from distplan.models import load_instance
 from distplan.models.microservice import MicroserviceProblem
 from distplan.planners.microservice.dockerhub import (

@@ -10,6 +10,7 @@ db 40 rps in region 1.
 from __future__ import annotations
 
 import pytest
+
 from distplan.models.microservice import (
     Borrow,
     Demand,
