@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from distplan.planners.pipeline.clusters import PRESETS, flat, load_cluster
 
 

@@ -7,6 +7,7 @@ import time
 from functools import cache
 
 import pytest
+
 from distplan.models.pipeline import GPU, Cluster, PipelineLayer, PipelinePlan, PipelineProblem
 from distplan.models.result import HAS_PLAN, SolveStatus
 from distplan.planners.pipeline.simulator import evaluate_plan

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import distplan
 import pytest
+
+import distplan
 from distplan.models import PipelineLayer, PipelineProblem, load_instance
 from distplan.models.result import HAS_PLAN
 from distplan.planners.pipeline.clusters import flat

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from distplan.planners.pipeline.clusters import flat
 from distplan.planners.pipeline.pipedream_import import (
     MAX_NAME_CHARS,

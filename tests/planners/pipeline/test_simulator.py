@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from distplan.models.pipeline import GPU, Cluster, PipelineLayer, PipelinePlan, PipelineProblem
 from distplan.planners.pipeline.simulator import evaluate_plan, simulate, widest_route
 
