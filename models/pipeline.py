@@ -61,6 +61,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from .base import StrictModel
+from .graph import topological_order
 
 Schedule = Literal["gpipe", "1f1b", "list"]
 Phase = Literal["F", "B"]
@@ -163,24 +164,8 @@ class PipelineProblem(StrictModel):
 
     @cached_property
     def topological_order(self) -> list[int]:
-        """Layer indices in a deterministic topological order (Kahn, smallest index first)."""
-        import heapq
-
-        n = len(self.layers)
-        indegree = [0] * n
-        for _, v in self.edges:
-            indegree[v] += 1
-        ready = [i for i in range(n) if indegree[i] == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            u = heapq.heappop(ready)
-            order.append(u)
-            for w in self.successors[u]:
-                indegree[w] -= 1
-                if indegree[w] == 0:
-                    heapq.heappush(ready, w)
-        return order
+        """Layer indices in a deterministic topological order (Kahn, smallest index first); empty on a cycle."""
+        return topological_order(range(len(self.layers)), self.edges) or []
 
     @cached_property
     def successors(self) -> list[list[int]]:

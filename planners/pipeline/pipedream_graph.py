@@ -36,7 +36,6 @@ extra members of an augmented antichain are listed by node index.
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ...models.graph import topological_order
 from ...models.pipeline import PipelineProblem
 
 __all__ = [
@@ -286,21 +286,9 @@ class CleanedGraph:
 
     def topological_order(self) -> list[int]:
         """Kept nodes in a topological order (Kahn, smallest index first)."""
-        indegree = {u: 0 for u in self.kept}
-        for u in self.kept:
-            for w in self.successors[u]:
-                indegree[w] += 1
-        ready = [u for u in self.kept if indegree[u] == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            u = heapq.heappop(ready)
-            order.append(u)
-            for w in self.successors[u]:
-                indegree[w] -= 1
-                if indegree[w] == 0:
-                    heapq.heappush(ready, w)
-        return order
+        kept = set(self.kept)
+        edges = ((u, w) for u in self.kept for w in self.successors[u] if w in kept)
+        return topological_order(self.kept, edges) or []
 
 
 def cleaned_graph(graph: OptimizerGraph) -> CleanedGraph:

@@ -15,11 +15,11 @@ accepted and ignored.
 
 from __future__ import annotations
 
-import heapq
 import re
 from pathlib import Path
 from typing import NamedTuple
 
+from ...models.graph import topological_order
 from ...models.pipeline import Cluster, PipelineLayer, PipelineProblem
 
 __all__ = ["Profile", "import_pipedream", "layer_name", "parse_profile"]
@@ -171,23 +171,8 @@ def parse_profile(path: str | Path) -> Profile:
 
 
 def _topological_order(n: int, edges: list[tuple[int, int]]) -> list[int]:
-    """Kahn's algorithm, smallest index (file position) first among the ready nodes."""
-    successors: list[list[int]] = [[] for _ in range(n)]
-    indegree = [0] * n
-    for u, v in edges:
-        successors[u].append(v)
-        indegree[v] += 1
-    ready = [i for i in range(n) if indegree[i] == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        u = heapq.heappop(ready)
-        order.append(u)
-        for w in successors[u]:
-            indegree[w] -= 1
-            if indegree[w] == 0:
-                heapq.heappush(ready, w)
-    return order
+    """Kahn's algorithm, smallest index (file position) first among the ready nodes; partial on a cycle."""
+    return topological_order(range(n), edges) or []
 
 
 def layer_name(name: str, max_chars: int = MAX_NAME_CHARS) -> str:
