@@ -46,7 +46,7 @@ from ...solvers.cpsat import solve_cpsat
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
-from .placement import budget_violations, link_key, solver_output
+from .placement import budget_violations, empty_output, link_key, solver_output
 
 __all__ = ["SOLVER_NAME", "CpModel", "build_cp_model", "solve_cp"]
 
@@ -267,17 +267,8 @@ SOLVER_NAME = "cpsat"
 def solve_cp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
     """Solve the inner CP-SAT model for a plan, then the outer one for a valid bound."""
     index = formulation_index(problem)
-    n_servers = len(problem.servers)
     if not index.pairs:
-        empty = [[0] * n_servers for _ in problem.services]
-        return solver_output(
-            problem,
-            empty,
-            [set() for _ in range(n_servers)],
-            [{} for _ in range(n_servers)],
-            SolveStatus.OPTIMAL,
-            0.0,
-        )
+        return empty_output(problem)
     with_outer = bool(options.option("outer_bound", True))
     inner = build_cp_model(problem, index=index)
     metrics: dict[str, object] = {}

@@ -54,7 +54,7 @@ from .greedy import DEFAULT_SCORE, fill_greedily
 from .growth import grow_deployments
 from .ilp import MilpModel, build_milp
 from .local_search import improve_instances
-from .placement import Placement, solver_output
+from .placement import Placement, empty_output, solver_output
 
 __all__ = ["DENSITIES", "allocate", "round_once", "solve_lp_round"]
 
@@ -156,17 +156,8 @@ def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> Solve
     if rounds < 1:
         raise ValueError(f"rounds: must be at least 1, got {rounds}")
     index = formulation_index(problem, merge_layers=True)
-    n_servers = len(problem.servers)
     if not index.pairs:
-        empty = [[0] * n_servers for _ in problem.services]
-        return solver_output(
-            problem,
-            empty,
-            [set() for _ in range(n_servers)],
-            [{} for _ in range(n_servers)],
-            SolveStatus.OPTIMAL,
-            0.0,
-        )
+        return empty_output(problem)
     clock = [time.monotonic()]
     milp = build_milp(problem, relax=True, index=index, tighten=False)
     outcome = solve_milp(milp.model, options)

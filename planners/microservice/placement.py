@@ -500,3 +500,16 @@ def solver_output(
     return SolverOutput(
         status, plan=plan, objective=routing.served_rps, bound=bound, metrics=merged
     )
+
+
+def empty_output(problem: MicroserviceProblem) -> SolverOutput:
+    """The empty placement, proven optimal: used when no (service, server) pair can serve demand."""
+    n_servers = len(problem.servers)
+    return solver_output(
+        problem,
+        [[0] * n_servers for _ in problem.services],
+        [set() for _ in range(n_servers)],
+        [{} for _ in range(n_servers)],
+        SolveStatus.OPTIMAL,
+        0.0,
+    )
