@@ -48,55 +48,6 @@ ALL = (*EXACT, *HEURISTICS)
 MIP_GAP = 1e-4
 
 
-def line_problem(demands: bool = True) -> MicroserviceProblem:
-    return MicroserviceProblem(
-        name="line" if demands else "idle",
-        servers=[
-            EdgeServer(name="edge-0", storage_bytes=300 * MB, compute_capacity=2000.0),
-            EdgeServer(name="edge-1", storage_bytes=200 * MB, compute_capacity=1500.0),
-            EdgeServer(
-                name="edge-2",
-                storage_bytes=100 * MB,
-                compute_capacity=1000.0,
-                registry_bandwidth_bytes_per_s=0.6 * MB,
-            ),
-        ],
-        links=[
-            ServerLink(a=0, b=1, bandwidth_bytes_per_s=2.0 * MB),
-            ServerLink(a=1, b=2, bandwidth_bytes_per_s=1.0 * MB),
-        ],
-        layers=[
-            ImageLayer(digest="base", size_bytes=100 * MB),
-            ImageLayer(digest="app-a", size_bytes=50 * MB),
-            ImageLayer(digest="app-b", size_bytes=80 * MB),
-        ],
-        services=[
-            Microservice(
-                name="web",
-                image="web",
-                layers=["base", "app-a"],
-                compute_per_instance=500.0,
-                service_rate_rps=10.0,
-            ),
-            Microservice(
-                name="db",
-                image="db",
-                layers=["base", "app-b"],
-                compute_per_instance=1000.0,
-                service_rate_rps=30.0,
-            ),
-        ],
-        demands=[
-            Demand(service=0, region=0, rate_rps=25.0),
-            Demand(service=0, region=2, rate_rps=15.0),
-            Demand(service=1, region=1, rate_rps=40.0),
-        ]
-        if demands
-        else [],
-        deployment_window_s=100.0,
-    )
-
-
 def borrow_problem() -> MicroserviceProblem:
     return MicroserviceProblem(
         name="borrow",
@@ -161,15 +112,21 @@ def shared_problem() -> MicroserviceProblem:
     )
 
 
-TINY = {"line": line_problem, "borrow": borrow_problem, "shared": shared_problem}
+TINY = ("borrow", "line", "shared")
 
 
 @pytest.fixture(scope="module")
-def tiny_results():
+def tiny_builders(make_line_problem):
+    """Builder of every tiny instance, by name."""
+    return {"line": make_line_problem, "borrow": borrow_problem, "shared": shared_problem}
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tiny_builders):
     """Every solver on every tiny instance (seed 0, ample time)."""
     return {
-        (name, solver): distplan.solve(build(), solver, time_limit=60.0, seed=0)
-        for name, build in TINY.items()
+        (name, solver): distplan.solve(tiny_builders[name](), solver, time_limit=60.0, seed=0)
+        for name in TINY
         for solver in ALL
     }
 
@@ -275,9 +232,9 @@ def test_layer_oblivious_charges_whole_images() -> None:
 
 
 @pytest.mark.parametrize("solver", ALL)
-def test_no_demand_serves_nothing_optimally(solver: str) -> None:
+def test_no_demand_serves_nothing_optimally(make_line_problem, solver: str) -> None:
     """Without demand every solver deploys nothing, serves 0 requests/s and is optimal."""
-    result = distplan.solve(line_problem(demands=False), solver)
+    result = distplan.solve(make_line_problem(name="idle", demands=False), solver)
     assert result.status is SolveStatus.OPTIMAL
     assert result.objective == 0.0
     assert sum(map(sum, result.plan.instances)) == 0
@@ -330,13 +287,13 @@ def test_service_flow_augmentable() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_ilp_with_cbc_matches_highs(tiny_results, name: str) -> None:
+def test_ilp_with_cbc_matches_highs(tiny_results, tiny_builders, name: str) -> None:
     """The ILP solved by CBC (option backend='cbc') reaches the HiGHS optimum."""
     from distplan.solvers.milp import available_backends
 
     if "cbc" not in available_backends():
         pytest.skip("CBC is not installed")
-    result = distplan.solve(TINY[name](), "ilp", options={"backend": "cbc"})
+    result = distplan.solve(tiny_builders[name](), "ilp", options={"backend": "cbc"})
     assert result.status is SolveStatus.OPTIMAL
     assert result.metrics["backend"] == "cbc"
     assert result.objective == pytest.approx(tiny_results[(name, "ilp")].objective, rel=MIP_GAP)
