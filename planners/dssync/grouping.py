@@ -7,7 +7,8 @@ the paper's text is not available to us):
    racks are its uplink; their smallest residual capacity (capacity minus peak
    background load, bytes/s) divided by the ring rate (the smallest NIC rate,
    bytes/s) is how many cross-rack ring hops the uplink carries without being
-   overcommitted: the rack's *budget*.
+   overcommitted: the rack's *budget* (at least 1, so that a slow rack still
+   mixes, through one ring at its uplink's rate).
 2. *MILP* (HiGHS through PuLP): ``t[r, g] = 1`` when rack ``r`` sends one worker
    to mixing group ``g``; ``u[g] = 1`` when group ``g`` is used. Maximise
    ``sum t - 1e-3 sum u`` (cross-rack mixing, then fewer groups) subject to
@@ -66,7 +67,8 @@ def rack_budgets(problem: DssyncProblem) -> list[int]:
             budgets.append(len(members))
             continue
         residual = min(net.capacity_of(res) - peak.get(res, 0.0) for res in shared)
-        budgets.append(min(len(members), math.floor(residual / ring_rate + 1e-9)))
+        # At least one hop, so a slow rack still mixes (its one ring runs at the uplink's rate).
+        budgets.append(min(len(members), max(1, math.floor(residual / ring_rate + 1e-9))))
     return budgets
 
 

@@ -1,0 +1,116 @@
+"""dssync solvers: plans accepted by the evaluator, determinism, ours never slower, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from distplan.models.result import HAS_PLAN
+from distplan.planners.dssync import baselines, ds_sync
+from distplan.planners.dssync._compat import BadInput
+from distplan.planners.dssync.evaluator import evaluate_plan
+from distplan.planners.dssync.examples import tiny_problems
+from distplan.planners.dssync.generator import generate_dssync
+from distplan.planners.dssync.grouping import rack_budgets
+from distplan.solvers.options import SolveOptions
+
+SOLVERS = {
+    "ring_rank": baselines.ring_rank,
+    "ring_rack": baselines.ring_rack,
+    "hierarchical": baselines.hierarchical,
+    "periodic": baselines.periodic,
+    "random_groups": baselines.random_groups,
+    "gossip": baselines.gossip,
+    "ds_sync": ds_sync.ds_sync,
+}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return generate_dssync(racks=3, workers_per_rack=4, slow_uplink="1:8", calibration_iterations=20)
+
+
+@pytest.fixture(scope="module")
+def outputs(small):
+    return {name: solver(small, SolveOptions(seed=1)) for name, solver in SOLVERS.items()}
+
+
+@pytest.mark.parametrize("name", list(SOLVERS))
+def test_plan_accepted_and_objective_is_the_evaluators(small, outputs, name: str) -> None:
+    """Every solver's plan passes the evaluator and reports the evaluator's objective."""
+    output = outputs[name]
+    assert output.status in HAS_PLAN
+    evaluation = evaluate_plan(small, output.plan)
+    assert evaluation.feasible, evaluation.violations
+    assert output.objective == pytest.approx(evaluation.objective, rel=1e-9)
+    assert output.bound is None
+
+
+@pytest.mark.parametrize("name", list(SOLVERS))
+def test_same_seed_same_plan(small, outputs, name: str) -> None:
+    """Same instance, solver and seed give the same plan."""
+    assert SOLVERS[name](small, SolveOptions(seed=1)).plan == outputs[name].plan
+
+
+def test_ds_sync_is_never_slower_than_a_baseline(outputs) -> None:
+    """Ours reaches the target no later than any baseline on the contended instance."""
+    ours = outputs["ds_sync"].objective
+    assert math.isfinite(ours)
+    for name, output in outputs.items():
+        assert ours <= output.objective * (1 + 1e-9), name
+
+
+def test_ds_sync_puts_the_grouping_bound_in_metrics_only(outputs) -> None:
+    """The grouping MILP bound is reported in metrics, never as a bound on the time."""
+    metrics = outputs["ds_sync"].metrics
+    grouping = metrics["grouping_max3"]
+    assert grouping["milp_bound"] is not None
+    assert grouping["milp_bound"] >= grouping["mixing_slots"] - 1e-6
+    assert outputs["ds_sync"].bound is None
+
+
+def test_slow_uplink_shrinks_its_budget(small) -> None:
+    """Sensing: the slow rack's uplink carries fewer ring hops than the others."""
+    budget = dict(zip(small.racks, rack_budgets(small), strict=True))
+    assert budget["rack1"] == 1  # uplink 4 NIC / 8 = half a NIC: at least one ring may cross
+    assert budget["rack0"] == budget["rack2"] == 4
+
+
+def test_shuffle_schedule_overcommits_only_the_slow_uplink(small) -> None:
+    """Mixing partitions built from the MILP overcommit no uplink but the slow rack's (budget 1)."""
+    from distplan.models.dssync import DssyncPlan
+    from distplan.planners.dssync.evaluator import overcommitted_links
+    from distplan.planners.dssync.grouping import solve_grouping
+
+    mixing = solve_grouping(small, 3, SolveOptions())
+    plan = DssyncPlan.of_groups(ds_sync.shuffle_schedule(small, mixing, 2))
+    found = overcommitted_links(small, plan)
+    assert found, "the slow uplink (half a NIC) carries one NIC-rate ring"
+    assert all("tor1->spine" in line or "spine->tor1" in line for line in found), found
+
+
+@pytest.mark.parametrize("problem", tiny_problems(), ids=lambda p: p.name)
+def test_tiny_examples_are_solved_by_every_solver(problem) -> None:
+    """The conformance examples are solved quickly with finite time to target."""
+    for solver in SOLVERS.values():
+        output = solver(problem, SolveOptions())
+        assert output.status in HAS_PLAN and math.isfinite(output.objective)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"racks": 0}, "--racks"),
+        ({"workers_per_rack": 1000}, "--workers-per-rack"),
+        ({"slow_uplink": "9:2"}, "--slow-uplink"),
+        ({"slow_uplink": "x"}, "--slow-uplink"),
+        ({"background": 0.99}, "--background"),
+        ({"oversubscription": math.nan}, "--oversubscription"),
+    ],
+)
+def test_generator_bad_arguments_name_the_option(arguments, field: str) -> None:
+    """Bad generator arguments raise BadInput naming the option."""
+    with pytest.raises(BadInput) as info:
+        generate_dssync(**arguments)
+    assert str(info.value).startswith(f"{field}: ")
