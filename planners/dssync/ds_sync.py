@@ -12,9 +12,9 @@ Sec. III-IV; the paper's text is not available to us):
   ``(k + s (c_r + r)) mod W_r`` (``c_r`` = the rack's mixing slots), a
   Latin-square rotation, so the workers of every rack take turns and meet
   different partners in other racks. Between mixing partitions come ``H - 1``
-  intra-rack partitions (one ring per rack).
+  rack-local partitions (one ring per rack, or rotated pairs).
 * *By simulation*: the period ``H``, the largest mixing group (all racks or half
-  of them) and the limit case of one group of every worker (exact averaging,
+  of them), the rack-local group size (whole rack or pairs) and the limit case of one group of every worker (exact averaging,
   ring or hierarchical, every ``H``-th iteration) are scored by the evaluator's
   simulators; the fastest to the target loss is returned.
 
@@ -31,29 +31,62 @@ from ...models.result import Role
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .grouping import MixingGroups, solve_grouping
-from .schedules import Candidate, PartitionMembers, global_partition, pick_by_simulation, workers_by_rack
+from .schedules import (
+    Candidate,
+    PartitionMembers,
+    global_partition,
+    pick_by_simulation,
+    workers_by_rack,
+)
 
 __all__ = ["ds_sync", "shuffle_schedule"]
 
 #: Periods ``H`` (iterations per mixing partition) tried by simulation.
 PERIODS = (1, 2, 4, 8)
+#: Sizes of rack-local groups tried by simulation (None: the whole rack).
+INTRA_SIZES = (2, None)
+#: Above this many workers only the first LARGE_SEARCH_CANDIDATES candidates are scored
+#: (a deterministic work cap that keeps 256 workers under 10 s of planning).
+FULL_SEARCH_WORKERS = 64
+LARGE_SEARCH_CANDIDATES = 10
 #: Largest number of shuffles in one period.
 MAX_SHUFFLES = 16
 
 
+def _rotated(members: list[str], shift: int) -> list[str]:
+    shift %= len(members)
+    return members[shift:] + members[:shift]
+
+
+def _chunks(members: list[str], size: int | None) -> PartitionMembers:
+    if size is None or size >= len(members):
+        return [list(members)]
+    return [members[k : k + size] for k in range(0, len(members), size)]
+
+
 def shuffle_schedule(
-    problem: DssyncProblem, mixing: MixingGroups, period: int
+    problem: DssyncProblem, mixing: MixingGroups, period: int, intra_size: int | None = None
 ) -> list[PartitionMembers]:
-    """The divide-and-shuffle schedule (module docs): ``S`` shuffles of ``H`` partitions each."""
+    """The divide-and-shuffle schedule (module docs): ``S`` shuffles of ``H`` partitions each.
+
+    ``intra_size`` splits the rack-local groups into rotated chunks of that many
+    workers (None: one ring per rack). ``S`` is the largest rack size (capped at
+    :data:`MAX_SHUFFLES`), so the rotation reaches every offset.
+    """
     racks = workers_by_rack(problem)
-    slots = [[g for g, group in enumerate(mixing.racks_of_group) if r in group] for r in range(len(racks))]
-    busiest = max((len(s) for s in slots if s), default=0)
-    if busiest == 0:
-        return [[list(rack) for rack in racks]]
-    smallest = min(len(racks[r]) / len(s) for r, s in enumerate(slots) if s)
-    shuffles = min(MAX_SHUFFLES, max(1, math.ceil(smallest)))
+    slots = [
+        [g for g, group in enumerate(mixing.racks_of_group) if r in group]
+        for r in range(len(racks))
+    ]
+    shuffles = min(MAX_SHUFFLES, max(len(rack) for rack in racks))
+    if intra_size is None and not any(slots):
+        shuffles = 1
     schedule: list[PartitionMembers] = []
     for s in range(shuffles):
+        local: PartitionMembers = []
+        for r, members in enumerate(racks):
+            local += _chunks(_rotated(members, s * (r + 1)), intra_size)
+        schedule += [local] * (period - 1)
         groups: PartitionMembers = [[] for _ in mixing.racks_of_group]
         leftovers: PartitionMembers = []
         for r, members in enumerate(racks):
@@ -66,16 +99,16 @@ def shuffle_schedule(
                 groups[g].append(members[pick])
             rest = [name for j, name in enumerate(members) if j not in taken]
             if rest:
-                leftovers.append(rest)
-        schedule += [[list(rack) for rack in racks]] * (period - 1)
+                leftovers += _chunks(rest, intra_size)
         schedule.append(groups + leftovers)
     return schedule
 
 
 def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) -> list[Candidate]:
+    """Every schedule to score, most promising first (pairs locally, long periods)."""
     racks = workers_by_rack(problem)
     limits = sorted({len(racks), max(2, math.ceil(len(racks) / 2))}, reverse=True)
-    candidates = []
+    shuffles = []
     for limit in limits:
         mixing = solve_grouping(problem, limit, options)
         metrics[f"grouping_max{limit}"] = {
@@ -84,16 +117,22 @@ def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) ->
             "status": str(mixing.status),
             "groups": len(mixing.racks_of_group),
         }
-        if not mixing.racks_of_group:
-            continue
-        for period in PERIODS:
-            schedule = shuffle_schedule(problem, mixing, period)
-            candidates.append(Candidate(f"shuffle max{limit} H={period}", schedule))
+        if mixing.racks_of_group:
+            shuffles.append((limit, mixing))
+    candidates = []
+    for intra in INTRA_SIZES:
+        for limit, mixing in shuffles:
+            for period in sorted(PERIODS, reverse=True):
+                schedule = shuffle_schedule(problem, mixing, period, intra)
+                label = f"shuffle max{limit} intra{intra or 'rack'} H={period}"
+                candidates.append(Candidate(label, schedule))
     everyone, own_rack = global_partition(problem), [list(rack) for rack in racks]
-    for period in PERIODS:
+    for period in sorted(PERIODS, reverse=True):
         partitions = [own_rack] * (period - 1) + [everyone]
         candidates.append(Candidate(f"global ring H={period}", partitions))
     candidates.append(Candidate("global hierarchical H=1", [everyone], "hierarchical"))
+    if len(problem.workers) > FULL_SEARCH_WORKERS:
+        candidates = candidates[:LARGE_SEARCH_CANDIDATES]
     return candidates
 
 

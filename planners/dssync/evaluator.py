@@ -92,7 +92,9 @@ def evaluate_plan(problem: DssyncProblem, plan: DssyncPlan) -> Evaluation:
     used = trace.bytes_on_resource > 0
     utilisation = np.zeros_like(trace.bytes_on_resource)
     if makespan > 0:
-        utilisation[used] = trace.bytes_on_resource[used] / (trace.resource_capacity[used] * makespan)
+        utilisation[used] = trace.bytes_on_resource[used] / (
+            trace.resource_capacity[used] * makespan
+        )
     busiest = np.argsort(-utilisation, kind="stable")[:5]
     step = max(1, len(run.losses) // LOSS_CURVE_POINTS)
     curve = [

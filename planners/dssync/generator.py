@@ -23,8 +23,8 @@ from ...models.dssync import (
     TrainingTask,
     Worker,
 )
-from ._compat import BadInput
 from ...models.network import Network, NetworkLink, NetworkNode
+from ._compat import BadInput
 from .training_sim import train
 
 __all__ = ["generate_dssync"]
@@ -43,9 +43,13 @@ def _slow_uplink(text: str | None, racks: int) -> tuple[int, float] | None:
     try:
         number, slow = int(rack), float(factor)
     except ValueError:
-        raise BadInput(field="--slow-uplink", reason=f"expected RACK:FACTOR, got {text!r}") from None
+        raise BadInput(
+            field="--slow-uplink", reason=f"expected RACK:FACTOR, got {text!r}"
+        ) from None
     if not sep or not 0 <= number < racks:
-        raise BadInput(field="--slow-uplink", reason=f"rack must be in 0..{racks - 1}, got {text!r}")
+        raise BadInput(
+            field="--slow-uplink", reason=f"rack must be in 0..{racks - 1}, got {text!r}"
+        )
     if not (1.0 <= slow < 1e6):
         raise BadInput(field="--slow-uplink", reason=f"factor must be in [1, 1e6), got {factor}")
     return number, slow
@@ -59,13 +63,23 @@ def generate_dssync(
     nic_gbps: Annotated[float, typer.Option(help="NIC rate in Gbit/s")] = 10.0,
     compute_s: Annotated[float, typer.Option(help="seconds of one local step")] = 0.2,
     alpha_s: Annotated[float, typer.Option(help="per-step latency in seconds")] = 20e-6,
-    background: Annotated[float, typer.Option(help="background load as a fraction of each uplink")] = 0.0,
+    background: Annotated[
+        float, typer.Option(help="background load as a fraction of each uplink")
+    ] = 0.0,
     dynamic_background: Annotated[bool, typer.Option(help="background as a random trace")] = False,
-    slow_uplink: Annotated[str | None, typer.Option(help="RACK:FACTOR, one uplink FACTOR times slower")] = None,
+    slow_uplink: Annotated[
+        str | None, typer.Option(help="RACK:FACTOR, one uplink FACTOR times slower")
+    ] = None,
     mixed_nics: Annotated[bool, typer.Option(help="odd hosts get a NIC 2.5x faster")] = False,
-    contended_hosts: Annotated[int, typer.Option(help="hosts whose compute is slowed by a trace")] = 0,
-    heterogeneity: Annotated[float, typer.Option(help="0 = IID data, 1 = label-skewed by rack")] = 0.3,
-    calibration_iterations: Annotated[int, typer.Option(help="iterations exact averaging needs")] = 60,
+    contended_hosts: Annotated[
+        int, typer.Option(help="hosts whose compute is slowed by a trace")
+    ] = 0,
+    heterogeneity: Annotated[
+        float, typer.Option(help="0 = IID data, 1 = label-skewed by rack")
+    ] = 0.3,
+    calibration_iterations: Annotated[
+        int, typer.Option(help="iterations exact averaging needs")
+    ] = 60,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     name: Annotated[str | None, typer.Option(help="instance name")] = None,
 ) -> DssyncProblem:
@@ -78,14 +92,22 @@ def generate_dssync(
     """
     checks = [
         ("--racks", 1 <= racks <= MAX_RACKS, f"must be in 1..{MAX_RACKS}"),
-        ("--workers-per-rack", 1 <= workers_per_rack <= MAX_WORKERS_PER_RACK, f"must be in 1..{MAX_WORKERS_PER_RACK}"),
+        (
+            "--workers-per-rack",
+            1 <= workers_per_rack <= MAX_WORKERS_PER_RACK,
+            f"must be in 1..{MAX_WORKERS_PER_RACK}",
+        ),
         ("--oversubscription", 0.1 <= oversubscription <= 1000, "must be in [0.1, 1000]"),
         ("--model-bytes", 1 <= model_bytes <= 1e12, "must be in [1, 1e12] bytes"),
         ("--nic-gbps", 0.01 <= nic_gbps <= 10_000, "must be in [0.01, 10000]"),
         ("--compute-s", 1e-6 <= compute_s <= 1e4, "must be in [1e-6, 1e4] seconds"),
         ("--alpha-s", 0 <= alpha_s <= 10, "must be in [0, 10] seconds"),
         ("--background", 0 <= background < 0.95, "must be in [0, 0.95)"),
-        ("--contended-hosts", 0 <= contended_hosts <= racks * workers_per_rack, "must be at most the hosts"),
+        (
+            "--contended-hosts",
+            0 <= contended_hosts <= racks * workers_per_rack,
+            "must be at most the hosts",
+        ),
         ("--heterogeneity", 0 <= heterogeneity <= 1, "must be in [0, 1]"),
         ("--calibration-iterations", 1 <= calibration_iterations <= 2000, "must be in 1..2000"),
     ]
@@ -96,8 +118,12 @@ def generate_dssync(
     rng = np.random.default_rng(seed)
     nic = nic_gbps * GBPS
     nodes = [NetworkNode(name="spine")]
-    links, workers, loads = [], [], []
-    contended = set(rng.choice(racks * workers_per_rack, size=contended_hosts, replace=False).tolist())
+    links: list[NetworkLink] = []
+    workers: list[Worker] = []
+    loads: list[BackgroundLoad] = []
+    contended = set(
+        rng.choice(racks * workers_per_rack, size=contended_hosts, replace=False).tolist()
+    )
     for r in range(racks):
         tor = f"tor{r}"
         nodes.append(NetworkNode(name=tor))
@@ -109,9 +135,18 @@ def generate_dssync(
             for a, b in ((tor, "spine"), ("spine", tor)):
                 if dynamic_background:
                     trace = (rng.random(64) * 2 * background * uplink).clip(0, 0.95 * uplink)
-                    loads.append(BackgroundLoad(source=a, target=b, trace_bytes_per_s=trace.tolist(), trace_step_s=TRACE_STEP_S))
+                    loads.append(
+                        BackgroundLoad(
+                            source=a,
+                            target=b,
+                            trace_bytes_per_s=trace.tolist(),
+                            trace_step_s=TRACE_STEP_S,
+                        )
+                    )
                 else:
-                    loads.append(BackgroundLoad(source=a, target=b, bytes_per_s=background * uplink))
+                    loads.append(
+                        BackgroundLoad(source=a, target=b, bytes_per_s=background * uplink)
+                    )
         for h in range(workers_per_rack):
             host = f"r{r}h{h}"
             rate = nic * (2.5 if mixed_nics and h % 2 == 1 else 1.0)
@@ -120,7 +155,16 @@ def generate_dssync(
             slowdown = None
             if len(workers) in contended:
                 slowdown = (1.0 + rng.exponential(1.0, size=16)).round(3).tolist()
-            workers.append(Worker(name=f"w{r}_{h}", host=host, rack=f"rack{r}", nic_bytes_per_s=rate, compute_s=compute_s, slowdown=slowdown))
+            workers.append(
+                Worker(
+                    name=f"w{r}_{h}",
+                    host=host,
+                    rack=f"rack{r}",
+                    nic_bytes_per_s=rate,
+                    compute_s=compute_s,
+                    slowdown=slowdown,
+                )
+            )
     task = TrainingTask(
         loss="logistic",
         dimension=16,
@@ -147,5 +191,9 @@ def generate_dssync(
     everyone = DssyncPlan.of_groups([[[w.name for w in workers]]])
     losses = train(problem, everyone).losses
     target = float(max(losses[max(0, calibration_iterations - 5) :]))
-    calibrated = task.model_copy(update={"target_loss": target, "max_iterations": 20 * calibration_iterations})
-    return problem.model_copy(update={"training": TrainingTask.model_validate(calibrated.model_dump())})
+    calibrated = task.model_copy(
+        update={"target_loss": target, "max_iterations": 20 * calibration_iterations}
+    )
+    return problem.model_copy(
+        update={"training": TrainingTask.model_validate(calibrated.model_dump())}
+    )

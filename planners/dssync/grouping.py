@@ -82,9 +82,7 @@ class MixingGroups:
     status: SolveStatus
 
 
-def solve_grouping(
-    problem: DssyncProblem, max_group: int, options: SolveOptions
-) -> MixingGroups:
+def solve_grouping(problem: DssyncProblem, max_group: int, options: SolveOptions) -> MixingGroups:
     """Solve the grouping MILP (module docs) with groups of at most ``max_group`` racks."""
     budgets = rack_budgets(problem)
     racks = range(len(budgets))

@@ -19,7 +19,14 @@ import numpy as np
 
 from ...models.dssync import DssyncPlan, DssyncProblem
 
-__all__ = ["FlowSpec", "NetworkTrace", "Resources", "fair_rates", "group_phases", "simulate_network"]
+__all__ = [
+    "FlowSpec",
+    "NetworkTrace",
+    "Resources",
+    "fair_rates",
+    "group_phases",
+    "simulate_network",
+]
 
 _EPS = 1e-12
 
@@ -71,7 +78,7 @@ def fair_rates(usage: np.ndarray, residual: np.ndarray, caps: np.ndarray) -> np.
     while active.any():
         load = usage[active].sum(axis=0)
         used = load > 0
-        increment = np.min(caps[active] - rates[active])
+        increment = float(np.min(caps[active] - rates[active]))
         if used.any():
             increment = min(increment, float(np.min(np.maximum(left[used], 0.0) / load[used])))
         if math.isinf(increment):

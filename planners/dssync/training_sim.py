@@ -123,7 +123,9 @@ def rack_numbers(problem: DssyncProblem) -> list[int]:
     return [number[w.rack] for w in problem.workers]
 
 
-def train(problem: DssyncProblem, plan: DssyncPlan, max_iterations: int | None = None) -> TrainingRun:
+def train(
+    problem: DssyncProblem, plan: DssyncPlan, max_iterations: int | None = None
+) -> TrainingRun:
     """Run per-worker SGD with the plan's group averaging until the target loss or the cap."""
     task = problem.training
     cap = task.max_iterations if max_iterations is None else max_iterations

@@ -94,7 +94,9 @@ def test_background_that_fills_the_link_is_rejected() -> None:
 def test_background_on_missing_link_is_rejected() -> None:
     """Background traffic must sit on an existing directed link."""
     load = {"source": "h0", "target": "h1", "bytes_per_s": 1.0}
-    assert "background[0]: no directed link 'h0' -> 'h1'" in error_text(problem_data(background=[load]))
+    assert "background[0]: no directed link 'h0' -> 'h1'" in error_text(
+        problem_data(background=[load])
+    )
 
 
 def test_batch_larger_than_samples_is_rejected() -> None:

@@ -30,7 +30,9 @@ def two_rack_problem(
     workers = []
     for rack, hosts in racks.items():
         nodes.append(NetworkNode(name=f"tor-{rack}"))
-        links.append(NetworkLink(source=f"tor-{rack}", target="spine", bandwidth_bytes_per_s=uplink))
+        links.append(
+            NetworkLink(source=f"tor-{rack}", target="spine", bandwidth_bytes_per_s=uplink)
+        )
         for host in hosts:
             nodes.append(NetworkNode(name=host, role="compute"))
             links.append(NetworkLink(source=host, target=f"tor-{rack}", bandwidth_bytes_per_s=nic))

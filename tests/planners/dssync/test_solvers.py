@@ -28,7 +28,9 @@ SOLVERS = {
 
 @pytest.fixture(scope="module")
 def small():
-    return generate_dssync(racks=3, workers_per_rack=4, slow_uplink="1:8", calibration_iterations=20)
+    return generate_dssync(
+        racks=3, workers_per_rack=4, slow_uplink="1:8", calibration_iterations=20
+    )
 
 
 @pytest.fixture(scope="module")
