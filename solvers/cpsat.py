@@ -58,7 +58,7 @@ def solve_cpsat(model: cp_model.CpModel, options: SolveOptions, **parameters: An
     for name, value in {**SAFE_PARAMETERS, **parameters}.items():
         setattr(solver.parameters, name, value)
     code = solver.Solve(model)
-    has_objective = model.HasObjective()
+    has_objective = model.has_objective()
     if code == cp_model.OPTIMAL:
         value = solver.ObjectiveValue() if has_objective else None
         return CpSatOutcome(SolveStatus.OPTIMAL, value, value, solver)
