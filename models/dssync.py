@@ -69,7 +69,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from .base import StrictModel
+from .base import PlanBase, ProblemBase, StrictModel
 from .network import Network
 
 __all__ = [
@@ -201,11 +201,10 @@ class TrainingTask(StrictModel):
         return self
 
 
-class DssyncProblem(StrictModel):
+class DssyncProblem(ProblemBase):
     """Workers on a network, a model to average, and a training task."""
 
     kind: Literal["dssync"] = "dssync"
-    name: str = Field(min_length=1, max_length=200)
     network: Network
     workers: list[Worker] = Field(min_length=1, max_length=MAX_WORKERS)
     model_bytes: PositiveFloat = Field(allow_inf_nan=False, description="M, bytes averaged")
@@ -273,7 +272,7 @@ class Partition(StrictModel):
     groups: list[Group] = Field(min_length=1, max_length=MAX_WORKERS)
 
 
-class DssyncPlan(StrictModel):
+class DssyncPlan(PlanBase):
     """A periodic schedule: iteration ``t`` uses ``partitions[t mod P]``."""
 
     kind: Literal["dssync"] = "dssync"

@@ -24,7 +24,7 @@ from ...models.dssync import (
     Worker,
 )
 from ...models.network import Network, NetworkLink, NetworkNode
-from ._compat import BadInput
+from ...models.errors import BadInput
 from .training_sim import train
 
 __all__ = ["generate_dssync"]
@@ -172,7 +172,7 @@ def generate_dssync(
         heterogeneity=heterogeneity,
         learning_rate=0.5,
         batch_size=16,
-        target_loss=-1e300,
+        target_loss=-1e20,  # calibrated below
         max_iterations=calibration_iterations,
         seed=seed,
     )
