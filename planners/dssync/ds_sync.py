@@ -11,10 +11,14 @@ Sec. III-IV; the paper's text is not available to us):
   in shuffle ``s`` the ``k``-th mixing slot of rack ``r`` takes the rack's worker
   ``(k + s (c_r + r)) mod W_r`` (``c_r`` = the rack's mixing slots), a
   Latin-square rotation, so the workers of every rack take turns and meet
-  different partners in other racks. Between mixing partitions come ``H - 1``
+  different partners in other racks; racks with equal budgets also trade their
+  places in the mixing groups every shuffle, so groups smaller than all racks
+  still join every pair of racks within the period. Between mixing partitions come ``H - 1``
   rack-local partitions (one ring per rack, or rotated pairs).
-* *By simulation*: the period ``H``, the largest mixing group (all racks or half
-  of them), the rack-local group size (whole rack or pairs) and the limit case of one group of every worker (exact averaging,
+* *By simulation*: the period ``H`` (scanned 8, 4, 2, 1 per family, stopping at
+  the first ``H`` that is no faster than the previous one), the largest mixing
+  group (all racks or half of them), the rack-local group size (whole rack or
+  pairs) and the limit case of one group of every worker (exact averaging,
   ring or hierarchical, every ``H``-th iteration) are scored by the evaluator's
   simulators; the fastest to the target loss is returned.
 
@@ -45,10 +49,6 @@ __all__ = ["ds_sync", "shuffle_schedule"]
 PERIODS = (1, 2, 4, 8)
 #: Sizes of rack-local groups tried by simulation (None: the whole rack).
 INTRA_SIZES = (2, None)
-#: Above this many workers only the first LARGE_SEARCH_CANDIDATES candidates are scored
-#: (a deterministic work cap that keeps 256 workers under 10 s of planning).
-FULL_SEARCH_WORKERS = 64
-LARGE_SEARCH_CANDIDATES = 10
 #: Largest number of shuffles in one period.
 MAX_SHUFFLES = 16
 
@@ -81,8 +81,18 @@ def shuffle_schedule(
     shuffles = min(MAX_SHUFFLES, max(len(rack) for rack in racks))
     if intra_size is None and not any(slots):
         shuffles = 1
+    blocks: dict[int, list[int]] = {}
+    for r, rack_slots in enumerate(slots):
+        blocks.setdefault(len(rack_slots), []).append(r)
+    base_slots = slots
     schedule: list[PartitionMembers] = []
     for s in range(shuffles):
+        # Racks with equal budgets trade their slot patterns (rotation by s), so
+        # mixing groups smaller than all racks meet different racks every shuffle.
+        slots = list(base_slots)
+        for block in blocks.values():
+            for i, r in enumerate(block):
+                slots[r] = base_slots[block[(i + s) % len(block)]]
         local: PartitionMembers = []
         for r, members in enumerate(racks):
             local += _chunks(_rotated(members, s * (r + 1)), intra_size)
@@ -124,15 +134,13 @@ def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) ->
         for limit, mixing in shuffles:
             for period in sorted(PERIODS, reverse=True):
                 schedule = shuffle_schedule(problem, mixing, period, intra)
-                label = f"shuffle max{limit} intra{intra or 'rack'} H={period}"
-                candidates.append(Candidate(label, schedule))
+                family = f"shuffle max{limit} intra{intra or 'rack'}"
+                candidates.append(Candidate(f"{family} H={period}", schedule, family=family))
     everyone, own_rack = global_partition(problem), [list(rack) for rack in racks]
     for period in sorted(PERIODS, reverse=True):
         partitions = [own_rack] * (period - 1) + [everyone]
-        candidates.append(Candidate(f"global ring H={period}", partitions))
+        candidates.append(Candidate(f"global ring H={period}", partitions, family="global ring"))
     candidates.append(Candidate("global hierarchical H=1", [everyone], "hierarchical"))
-    if len(problem.workers) > FULL_SEARCH_WORKERS:
-        candidates = candidates[:LARGE_SEARCH_CANDIDATES]
     return candidates
 
 

@@ -193,17 +193,25 @@ def simulate_network(problem: DssyncProblem, plan: DssyncPlan, iterations: int) 
     res = Resources(problem)
     index = problem.worker_index
     n = len(problem.workers)
-    plans: list[list[tuple[list[int], list[list[FlowSpec]]]]] = []
+    members_of: list[list[list[int]]] = []
     group_of: list[np.ndarray] = []
-    for partition in plan.partitions:
+    for partition in plan.partitions[:iterations]:
         groups, owner = [], np.zeros(n, dtype=int)
         for g, group in enumerate(partition.groups):
             members = [index[m] for m in group.members]
             owner[members] = g
-            groups.append((members, group_phases(problem, res, members, group.algorithm)))
-        plans.append(groups)
+            groups.append(members)
+        members_of.append(groups)
         group_of.append(owner)
-    period = len(plans)
+    period = len(plan.partitions)
+    phases_of: dict[tuple[int, int], list[list[FlowSpec]]] = {}
+
+    def phases(p: int, g: int) -> list[list[FlowSpec]]:
+        """The group's phases, built on first use (a long period is rarely replayed whole)."""
+        if (p, g) not in phases_of:
+            algorithm = plan.partitions[p].groups[g].algorithm
+            phases_of[p, g] = group_phases(problem, res, members_of[p][g], algorithm)
+        return phases_of[p, g]
 
     iteration_end = [0.0] * iterations
     bytes_moved = np.zeros(len(res.names))
@@ -215,6 +223,7 @@ def simulate_network(problem: DssyncProblem, plan: DssyncPlan, iterations: int) 
         order += 1
     phase_of: dict[tuple[int, int], int] = {}
     running: list[_ActiveFlow] = []
+    in_flight: dict[tuple[int, int], int] = {}
     rates = np.zeros(0)
     dirty = True
     refills = 0
@@ -224,7 +233,7 @@ def simulate_network(problem: DssyncProblem, plan: DssyncPlan, iterations: int) 
     def finish_group(key: tuple[int, int], at: float) -> None:
         nonlocal order, done_workers
         t, g = key
-        for w in plans[t % period][g][0]:
+        for w in members_of[t % period][g]:
             iteration_end[t] = max(iteration_end[t], at)
             if t + 1 < iterations:
                 heapq.heappush(
@@ -237,14 +246,15 @@ def simulate_network(problem: DssyncProblem, plan: DssyncPlan, iterations: int) 
     def start_phase(key: tuple[int, int], at: float) -> None:
         nonlocal dirty
         t, g = key
-        phases = plans[t % period][g][1]
+        steps = phases(t % period, g)
         phase = phase_of.get(key, 0)
-        if phase >= len(phases):
+        if phase >= len(steps):
             phase_of.pop(key, None)
             finish_group(key, at)
             return
         phase_of[key] = phase
-        for spec in phases[phase]:
+        in_flight[key] = len(steps[phase])
+        for spec in steps[phase]:
             running.append(_ActiveFlow(spec, key, at + spec.latency_s, spec.bytes_per_hop))
         dirty = True
 
@@ -294,8 +304,11 @@ def simulate_network(problem: DssyncProblem, plan: DssyncPlan, iterations: int) 
             gone = {id(f) for f in finished}
             running = [f for f in running if id(f) not in gone]
             dirty = True
+            for f in finished:
+                in_flight[f.group] -= 1
             for key in dict.fromkeys(f.group for f in finished):
-                if not any(f.group == key for f in running):
+                if in_flight[key] == 0:
+                    del in_flight[key]
                     phase_of[key] += 1
                     start_phase(key, now)
         while events and events[0][0] <= now + _EPS:
@@ -303,7 +316,7 @@ def simulate_network(problem: DssyncProblem, plan: DssyncPlan, iterations: int) 
             key = (t, int(group_of[t % period][w]))
             waiting = arrived.setdefault(key, [])
             waiting.append(at)
-            if len(waiting) == len(plans[t % period][key[1]][0]):
+            if len(waiting) == len(members_of[t % period][key[1]]):
                 del arrived[key]
                 start_phase(key, max(waiting))
     return NetworkTrace(iteration_end, bytes_moved, res.names, res.capacity, refills)

@@ -9,6 +9,7 @@ of our parameter choice.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ class Candidate:
     label: str
     partitions: list[PartitionMembers]
     algorithm: GroupAlgorithm = "ring"
+    family: str | None = None
 
     def plan(self) -> DssyncPlan:
         return DssyncPlan.of_groups(self.partitions, self.algorithm)
@@ -75,21 +77,31 @@ def pick_by_simulation(
 ) -> SolverOutput:
     """Score every candidate with the evaluator; keep the fastest to the target loss.
 
-    Ties keep the earlier candidate. When the time limit passes, the best
+    Ties keep the earlier candidate. Candidates of one ``family`` are a scan
+    (e.g. over the period): once one scores no better than the family's previous
+    candidate, the rest of that family is skipped. When the time limit passes, the best
     candidate scored so far is returned with status TIME_LIMIT (at least one
     candidate is always scored).
     """
     best: tuple[float, Candidate, DssyncPlan, Replay] | None = None
     scored: dict[str, float] = {}
+    previous: dict[str, float] = {}
+    abandoned: set[str] = set()
     status = SolveStatus.FEASIBLE
     for candidate in candidates:
         if best is not None and options.expired():
             status = SolveStatus.TIME_LIMIT
             break
+        if candidate.family is not None and candidate.family in abandoned:
+            continue
         plan = candidate.plan()
         result = replay(problem, plan)
         objective = result.time_to_target_s
         scored[candidate.label] = objective
+        if candidate.family is not None:
+            if objective >= previous.get(candidate.family, math.inf):
+                abandoned.add(candidate.family)
+            previous[candidate.family] = objective
         if best is None or objective < best[0]:
             best = (objective, candidate, plan, result)
     if best is None:

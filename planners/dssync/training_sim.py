@@ -24,6 +24,7 @@ import numpy as np
 from ...models.dssync import DssyncPlan, DssyncProblem, TrainingTask
 
 __all__ = [
+    "GroupAverager",
     "SyntheticData",
     "TrainingRun",
     "averaging_matrix",
@@ -90,6 +91,21 @@ def averaging_matrix(groups: list[list[int]], n: int) -> np.ndarray:
     return matrix
 
 
+class GroupAverager:
+    """Applies one partition's W to the rows of an array in O(rows x columns)."""
+
+    def __init__(self, groups: list[list[int]]) -> None:
+        self.order = np.array([w for members in groups for w in members])
+        self.sizes = np.array([len(members) for members in groups])
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        sums = np.add.reduceat(rows[self.order], self.starts, axis=0)
+        out = np.empty_like(rows)
+        out[self.order] = np.repeat(sums / self.sizes[:, None], self.sizes, axis=0)
+        return out
+
+
 def _partition_indices(problem: DssyncProblem, plan: DssyncPlan) -> list[list[list[int]]]:
     index = problem.worker_index
     return [[[index[m] for m in g.members] for g in p.groups] for p in plan.partitions]
@@ -100,7 +116,7 @@ def consensus_factor(problem: DssyncProblem, plan: DssyncPlan) -> float:
     n = len(problem.workers)
     product = np.eye(n)
     for groups in _partition_indices(problem, plan):
-        product = averaging_matrix(groups, n) @ product
+        product = GroupAverager(groups)(product)
     return float(np.linalg.norm(product - np.full((n, n), 1.0 / n), ord=2))
 
 
@@ -131,7 +147,8 @@ def train(
     cap = task.max_iterations if max_iterations is None else max_iterations
     data = make_data(task, rack_numbers(problem))
     n = len(problem.workers)
-    matrices = [averaging_matrix(groups, n) for groups in _partition_indices(problem, plan)]
+    partitions = _partition_indices(problem, plan)
+    averagers: dict[int, GroupAverager] = {}
     batch_rng = np.random.default_rng([task.seed, 1])
     models = np.zeros((n, task.dimension))
     losses = [data.full_loss(models.mean(axis=0))]
@@ -140,7 +157,10 @@ def train(
     while reached is None and t < cap:
         batches = batch_rng.integers(0, task.samples_per_worker, size=(n, task.batch_size))
         models = models - task.learning_rate * data.gradients(models, batches)
-        models = matrices[t % len(matrices)] @ models
+        p = t % len(partitions)
+        if p not in averagers:
+            averagers[p] = GroupAverager(partitions[p])
+        models = averagers[p](models)
         t += 1
         losses.append(data.full_loss(models.mean(axis=0)))
         if losses[-1] <= task.target_loss:
