@@ -86,7 +86,9 @@ def solve_grouping(problem: DssyncProblem, max_group: int, options: SolveOptions
     """Solve the grouping MILP (module docs) with groups of at most ``max_group`` racks."""
     budgets = rack_budgets(problem)
     racks = range(len(budgets))
-    slots = range(max(budgets, default=0))
+    # Enough groups for every budgeted slot: max(budget) per "layer" of at most max_group racks.
+    layers = math.ceil(len(budgets) / max(max_group, 1))
+    slots = range(min(sum(budgets) // 2, max(budgets, default=0) * layers))
     if len(budgets) < 2 or max_group < 2 or not slots:
         return MixingGroups([], 0.0, 0.0, SolveStatus.OPTIMAL)
     model = pulp.LpProblem("dssync_grouping", pulp.LpMaximize)

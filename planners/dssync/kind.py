@@ -15,17 +15,25 @@ def _examples() -> list[Example]:
 
 
 def _describe(problem: DssyncProblem, plan: DssyncPlan) -> list[str]:
-    """Readable lines: the period and the group sizes of every partition."""
-    lines = [f"period {len(plan.partitions)} partitions over {len(problem.workers)} workers"]
-    for p, partition in enumerate(plan.partitions[:8]):
-        sizes = sorted((len(g.members) for g in partition.groups), reverse=True)
-        racks = [len({problem.workers[problem.worker_index[m]].rack for m in g.members}) for g in partition.groups]
-        lines.append(
-            f"  partition {p}: {len(sizes)} groups of sizes {sizes}, "
-            f"{sum(1 for r in racks if r > 1)} cross-rack"
-        )
-    if len(plan.partitions) > 8:
-        lines.append(f"  ... {len(plan.partitions) - 8} more partitions")
+    """Readable lines: the period, and how many partitions mix across racks."""
+    rack = {w.name: w.rack for w in problem.workers}
+    mixing = [
+        p
+        for p, partition in enumerate(plan.partitions)
+        if any(len({rack[m] for m in g.members}) > 1 for g in partition.groups)
+    ]
+    largest = max(len(g.members) for part in plan.partitions for g in part.groups)
+    algorithms = sorted({g.algorithm for part in plan.partitions for g in part.groups})
+    lines = [
+        f"period {len(plan.partitions)} partitions over {len(problem.workers)} workers "
+        f"({', '.join(algorithms)}; largest group {largest})",
+        f"{len(mixing)} partitions mix across racks, {len(plan.partitions) - len(mixing)} stay "
+        "inside racks",
+    ]
+    if mixing:
+        first = plan.partitions[mixing[0]]
+        sizes = sorted((len(g.members) for g in first.groups), reverse=True)
+        lines.append(f"partition {mixing[0]} (first mixing one): group sizes {sizes}")
     return lines
 
 
@@ -37,7 +45,9 @@ DSSYNC = register_kind(
         sense="min",
         evaluate=evaluate_plan,
         objective_label="simulated seconds to the target loss",
-        generators=(Command("dssync", generate_dssync, "Racks of workers behind ToR switches and a spine."),),
+        generators=(
+            Command("dssync", generate_dssync, "Racks of workers behind ToR switches and a spine."),
+        ),
         examples=_examples,
         describe=_describe,
     )

@@ -116,3 +116,17 @@ def test_generator_bad_arguments_name_the_option(arguments, field: str) -> None:
     with pytest.raises(BadInput) as info:
         generate_dssync(**arguments)
     assert str(info.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("intra", [None, 2])
+def test_shuffle_with_half_size_groups_still_mixes_every_rack(intra) -> None:
+    """Groups of half the racks rotate rack slots, so one period contracts (rho_P < 1)."""
+    from distplan.models.dssync import DssyncPlan
+    from distplan.planners.dssync.grouping import solve_grouping
+    from distplan.planners.dssync.training_sim import consensus_factor
+
+    problem = generate_dssync(racks=4, workers_per_rack=3, calibration_iterations=5)
+    mixing = solve_grouping(problem, 2, SolveOptions())
+    assert all(len(group) == 2 for group in mixing.racks_of_group)
+    plan = DssyncPlan.of_groups(ds_sync.shuffle_schedule(problem, mixing, 2, intra))
+    assert consensus_factor(problem, plan) < 0.99
