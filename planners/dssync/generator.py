@@ -23,8 +23,8 @@ from ...models.dssync import (
     TrainingTask,
     Worker,
 )
-from ...models.network import Network, NetworkLink, NetworkNode
 from ...models.errors import BadInput
+from ...models.network import Network, NetworkLink, NetworkNode
 from .training_sim import train
 
 __all__ = ["generate_dssync"]

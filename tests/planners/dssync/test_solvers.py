@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from distplan.models.errors import BadInput
 from distplan.models.result import HAS_PLAN
 from distplan.planners.dssync import baselines, ds_sync
-from distplan.models.errors import BadInput
 from distplan.planners.dssync.evaluator import evaluate_plan
 from distplan.planners.dssync.examples import tiny_problems
 from distplan.planners.dssync.generator import generate_dssync
