@@ -60,6 +60,7 @@ def main() -> None:
         "x_allreduce",
         "x_best",
         "plan_s",
+        "plan_cpu_s",
         "chosen",
     ]
     print(" | ".join(header))
