@@ -59,3 +59,30 @@ def test_slow_worker_sets_the_pace_of_its_group() -> None:
     trace = simulate_network(problem, DssyncPlan.of_groups([[["a1", "a2"], ["b1", "b2"]]]), 3)
     ring = 1e8 / 1e9
     assert trace.iteration_end_s == pytest.approx([1.0 + ring, 2 * (1.0 + ring), 3 * (1.0 + ring)])
+
+
+def test_hierarchical_group_runs_three_phases() -> None:
+    """2 racks x 2: rack reduce (M/B), leader ring (2(2-1)/2 M/B), rack broadcast (M/B), plus latency."""
+    problem = two_rack_problem(
+        {"a": ["a1", "a2"], "b": ["b1", "b2"]}, nic=1e9, uplink=1e9, alpha_s=1e-3
+    )
+    plan = DssyncPlan.of_groups([[["a1", "a2", "b1", "b2"]]], "hierarchical")
+    trace = simulate_network(problem, plan, 1)
+    expected = 0.1 + (1e-3 + 0.1) + (2e-3 + 0.1) + (1e-3 + 0.1)
+    assert trace.iteration_end_s[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_background_trace_slows_a_ring_while_it_lasts() -> None:
+    """A trace taking 3/4 of a shared uplink for the first second quarters the ring's rate then."""
+    from distplan.models.dssync import BackgroundLoad
+
+    problem = two_rack_problem(
+        {"a": ["a1"], "b": ["b1"]}, nic=1e9, uplink=1e9, compute_s=0.5, model_bytes=3e8
+    )
+    load = BackgroundLoad(
+        source="tor-a", target="spine", trace_bytes_per_s=[0.75e9, 0.0], trace_step_s=1.0
+    )
+    problem = problem.model_copy(update={"background": [load]})
+    trace = simulate_network(problem, DssyncPlan.of_groups([[["a1", "b1"]]]), 1)
+    # 3e8 bytes per hop: 0.5 s at 0.25e9 B/s moves 1.25e8, the rest at 1e9 B/s takes 0.175 s.
+    assert trace.iteration_end_s[0] == pytest.approx(1.175, rel=1e-9)
