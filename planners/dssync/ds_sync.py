@@ -15,8 +15,9 @@ Sec. III-IV; the paper's text is not available to us):
   places in the mixing groups every shuffle, so groups smaller than all racks
   still join every pair of racks within the period. Between mixing partitions come ``H - 1``
   rack-local partitions (one ring per rack, or rotated pairs).
-* *By simulation*: the period ``H`` (scanned 8, 4, 2, 1 per family, stopping at
-  the first ``H`` that is no faster than the previous one), the largest mixing
+* *By simulation*: the period ``H`` (8, 4, 2, 1; above
+  :data:`FULL_SCAN_WORKERS` workers a family's scan stops at the first ``H``
+  that is no faster than the previous one), the largest mixing
   group (all racks or half of them), the rack-local group size (whole rack or
   pairs) and the limit case of one group of every worker (exact averaging,
   ring or hierarchical, every ``H``-th iteration) are scored by the evaluator's
@@ -49,6 +50,9 @@ __all__ = ["ds_sync", "shuffle_schedule"]
 PERIODS = (1, 2, 4, 8)
 #: Sizes of rack-local groups tried by simulation (None: the whole rack).
 INTRA_SIZES = (2, None)
+#: Up to this many workers every period is scored; above it a family's scan over
+#: the period stops at the first H no faster than the previous one (planning time).
+FULL_SCAN_WORKERS = 64
 #: Largest number of shuffles in one period.
 MAX_SHUFFLES = 16
 
@@ -135,11 +139,13 @@ def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) ->
             for period in sorted(PERIODS, reverse=True):
                 schedule = shuffle_schedule(problem, mixing, period, intra)
                 family = f"shuffle max{limit} intra{intra or 'rack'}"
-                candidates.append(Candidate(f"{family} H={period}", schedule, family=family))
+                scan = family if len(problem.workers) > FULL_SCAN_WORKERS else None
+                candidates.append(Candidate(f"{family} H={period}", schedule, family=scan))
     everyone, own_rack = global_partition(problem), [list(rack) for rack in racks]
     for period in sorted(PERIODS, reverse=True):
         partitions = [own_rack] * (period - 1) + [everyone]
-        candidates.append(Candidate(f"global ring H={period}", partitions, family="global ring"))
+        scan = "global ring" if len(problem.workers) > FULL_SCAN_WORKERS else None
+        candidates.append(Candidate(f"global ring H={period}", partitions, family=scan))
     candidates.append(Candidate("global hierarchical H=1", [everyone], "hierarchical"))
     return candidates
 
