@@ -84,7 +84,7 @@ def main() -> None:
             *(f"{times[name]:.2f}" for name in BASELINES),
             f"{ours_s:.2f}",
             f"{evaluation.metrics['mean_iteration_s']:.3f}",
-            f"{evaluation.metrics['rho_P']:.3f}",
+            f"{evaluation.metrics['rho_P']:.4f}",
             f"{best_all_reduce / ours_s:.2f}",
             f"{best / ours_s:.2f}",
             f"{statistics.median(planning):.2f}",
