@@ -12,8 +12,9 @@ Sec. III-IV; the paper's text is not available to us):
   ``(k + s (c_r + r)) mod W_r`` (``c_r`` = the rack's mixing slots), a
   Latin-square rotation, so the workers of every rack take turns and meet
   different partners in other racks; racks with equal budgets also trade their
-  places in the mixing groups every shuffle, so groups smaller than all racks
-  still join every pair of racks within the period. Between mixing partitions come ``H - 1``
+  places in the mixing groups every shuffle (circle method of round-robin
+  tournaments), so groups smaller than all racks still join every pair of racks
+  within the period. Between mixing partitions come ``H - 1``
   rack-local partitions (one ring per rack, or rotated pairs).
 * *By simulation*: the period ``H`` (8, 4, 2, 1; above
   :data:`FULL_SCAN_WORKERS` workers a family's scan stops at the first ``H``
@@ -91,12 +92,13 @@ def shuffle_schedule(
     base_slots = slots
     schedule: list[PartitionMembers] = []
     for s in range(shuffles):
-        # Racks with equal budgets trade their slot patterns (rotation by s), so
+        # Racks with equal budgets trade their slot patterns (the circle method of
+        # round-robin tournaments: the first rack stays, the others rotate by s), so
         # mixing groups smaller than all racks meet different racks every shuffle.
         slots = list(base_slots)
         for block in blocks.values():
-            for i, r in enumerate(block):
-                slots[r] = base_slots[block[(i + s) % len(block)]]
+            for i, r in enumerate(block[1:], start=1):
+                slots[r] = base_slots[block[1 + (i - 1 + s) % (len(block) - 1)]]
         local: PartitionMembers = []
         for r, members in enumerate(racks):
             local += _chunks(_rotated(members, s * (r + 1)), intra_size)

@@ -130,3 +130,21 @@ def test_shuffle_with_half_size_groups_still_mixes_every_rack(intra) -> None:
     assert all(len(group) == 2 for group in mixing.racks_of_group)
     plan = DssyncPlan.of_groups(ds_sync.shuffle_schedule(problem, mixing, 2, intra))
     assert consensus_factor(problem, plan) < 0.99
+
+
+def test_pairs_of_racks_change_every_shuffle() -> None:
+    """With one mixing slot per rack and groups of two racks, every rack pair meets in a period."""
+    from distplan.planners.dssync.grouping import solve_grouping
+
+    problem = generate_dssync(
+        racks=4, workers_per_rack=3, oversubscription=3, calibration_iterations=5
+    )
+    mixing = solve_grouping(problem, 2, SolveOptions())
+    rack = {w.name: w.rack for w in problem.workers}
+    met = set()
+    for partition in ds_sync.shuffle_schedule(problem, mixing, 1, None):
+        for group in partition:
+            racks = sorted({rack[m] for m in group})
+            if len(racks) == 2:
+                met.add(tuple(racks))
+    assert len(met) == 6, met
