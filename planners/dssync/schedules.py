@@ -81,7 +81,8 @@ def pick_by_simulation(
     (e.g. over the period): once one scores no better than the family's previous
     candidate, the rest of that family is skipped. When the time limit passes, the best
     candidate scored so far is returned with status TIME_LIMIT (at least one
-    candidate is always scored).
+    candidate is always scored). When no candidate reaches the target loss the
+    status is NO_SOLUTION with the reason.
     """
     best: tuple[float, Candidate, DssyncPlan, Replay] | None = None
     scored: dict[str, float] = {}
@@ -107,6 +108,13 @@ def pick_by_simulation(
     if best is None:
         return SolverOutput(SolveStatus.NO_SOLUTION, metrics={"reason": "no candidate schedule"})
     objective, candidate, plan, chosen = best
+    if math.isinf(objective):
+        task = problem.training
+        reason = (
+            f"no schedule tried ({', '.join(scored)}) brings the mean model's loss to "
+            f"{task.target_loss:.6g} within {task.max_iterations} iterations"
+        )
+        return SolverOutput(SolveStatus.NO_SOLUTION, metrics={"reason": reason})
     timed = len(chosen.trace.iteration_end_s)
     logger.debug("picked %s among %s", candidate.label, scored)
     return SolverOutput(

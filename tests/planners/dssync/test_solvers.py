@@ -148,3 +148,16 @@ def test_pairs_of_racks_change_every_shuffle() -> None:
             if len(racks) == 2:
                 met.add(tuple(racks))
     assert len(met) == 6, met
+
+
+def test_unreachable_target_is_no_solution_with_a_reason() -> None:
+    """A target no schedule reaches gives no plan and says why (exit 3 in the CLI)."""
+    import distplan
+
+    problem = generate_dssync(racks=2, workers_per_rack=2, calibration_iterations=5)
+    task = problem.training.model_copy(update={"target_loss": 0.0, "max_iterations": 30})
+    problem = problem.model_copy(update={"training": task})
+    for solver in ("ring_rack", "ds_sync"):
+        result = distplan.solve(problem, solver)
+        assert result.status.value == "no_solution"
+        assert "within 30 iterations" in (result.reason or "")
