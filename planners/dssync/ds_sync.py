@@ -13,8 +13,9 @@ Sec. III-IV; the paper's text is not available to us):
   Latin-square rotation, so the workers of every rack take turns and meet
   different partners in other racks; racks with equal budgets also trade their
   places in the mixing groups every shuffle (circle method of round-robin
-  tournaments), so groups smaller than all racks still join every pair of racks
-  within the period. Between mixing partitions come ``H - 1``
+  tournaments; a plain shift is tried too), so groups smaller than all racks
+  still join every pair of racks within the period. A schedule whose period
+  does not connect every worker (rho_P = 1) is never proposed. Between mixing partitions come ``H - 1``
   rack-local partitions (one ring per rack, or rotated pairs).
 * *By simulation*: the period ``H`` (8, 4, 2, 1; above
   :data:`FULL_SCAN_WORKERS` workers a family's scan stops at the first ``H``
@@ -45,7 +46,7 @@ from .schedules import (
     workers_by_rack,
 )
 
-__all__ = ["ds_sync", "shuffle_schedule"]
+__all__ = ["ds_sync", "mixes_everyone", "shuffle_schedule"]
 
 #: Periods ``H`` (iterations per mixing partition) tried by simulation.
 PERIODS = (1, 2, 4, 8)
@@ -54,6 +55,9 @@ INTRA_SIZES = (2, None)
 #: Up to this many workers every period is scored; above it a family's scan over
 #: the period stops at the first H no faster than the previous one (planning time).
 FULL_SCAN_WORKERS = 64
+#: How racks trade mixing slots between shuffles, tried by simulation (the first
+#: only above FULL_SCAN_WORKERS workers).
+RACK_ROTATIONS = ("circle", "shift")
 #: Largest number of shuffles in one period.
 MAX_SHUFFLES = 16
 
@@ -70,13 +74,20 @@ def _chunks(members: list[str], size: int | None) -> PartitionMembers:
 
 
 def shuffle_schedule(
-    problem: DssyncProblem, mixing: MixingGroups, period: int, intra_size: int | None = None
+    problem: DssyncProblem,
+    mixing: MixingGroups,
+    period: int,
+    intra_size: int | None = None,
+    rack_rotation: str = "circle",
 ) -> list[PartitionMembers]:
     """The divide-and-shuffle schedule (module docs): ``S`` shuffles of ``H`` partitions each.
 
     ``intra_size`` splits the rack-local groups into rotated chunks of that many
     workers (None: one ring per rack). ``S`` is the largest rack size (capped at
     :data:`MAX_SHUFFLES`), so the rotation reaches every offset.
+    ``rack_rotation`` is how racks with equal budgets trade mixing slots between
+    shuffles: ``"circle"`` (round-robin tournament) or ``"shift"`` (every rack
+    takes the next rack's slots; may repeat pairings, see :func:`mixes_everyone`).
     """
     racks = workers_by_rack(problem)
     slots = [
@@ -97,8 +108,11 @@ def shuffle_schedule(
         # mixing groups smaller than all racks meet different racks every shuffle.
         slots = list(base_slots)
         for block in blocks.values():
-            for i, r in enumerate(block[1:], start=1):
-                slots[r] = base_slots[block[1 + (i - 1 + s) % (len(block) - 1)]]
+            for i, r in enumerate(block):
+                if rack_rotation == "shift":
+                    slots[r] = base_slots[block[(i + s) % len(block)]]
+                elif i > 0:
+                    slots[r] = base_slots[block[1 + (i - 1 + s) % (len(block) - 1)]]
         local: PartitionMembers = []
         for r, members in enumerate(racks):
             local += _chunks(_rotated(members, s * (r + 1)), intra_size)
@@ -120,6 +134,24 @@ def shuffle_schedule(
     return schedule
 
 
+def mixes_everyone(problem: DssyncProblem, schedule: list[PartitionMembers]) -> bool:
+    """Whether the period's groups connect every worker (then rho_P < 1: a product of
+    orthogonal projections keeps a vector's norm only if every projection fixes it)."""
+    parent = {w.name: w.name for w in problem.workers}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for partition in schedule:
+        for group in partition:
+            for member in group[1:]:
+                parent[root(member)] = root(group[0])
+    return len({root(name) for name in parent}) == 1
+
+
 def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) -> list[Candidate]:
     """Every schedule to score, most promising first (pairs locally, long periods)."""
     racks = workers_by_rack(problem)
@@ -136,17 +168,20 @@ def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) ->
         if mixing.racks_of_group:
             shuffles.append((limit, mixing))
     candidates = []
-    for intra in INTRA_SIZES:
-        for limit, mixing in shuffles:
-            for period in sorted(PERIODS, reverse=True):
-                schedule = shuffle_schedule(problem, mixing, period, intra)
-                family = f"shuffle max{limit} intra{intra or 'rack'}"
-                scan = family if len(problem.workers) > FULL_SCAN_WORKERS else None
-                candidates.append(Candidate(f"{family} H={period}", schedule, family=scan))
+    large = len(problem.workers) > FULL_SCAN_WORKERS
+    for rotation in RACK_ROTATIONS[:1] if large else RACK_ROTATIONS:
+        for intra in INTRA_SIZES:
+            for limit, mixing in shuffles:
+                family = f"shuffle max{limit} intra{intra or 'rack'} {rotation}"
+                scan = family if large else None
+                for period in sorted(PERIODS, reverse=True):
+                    schedule = shuffle_schedule(problem, mixing, period, intra, rotation)
+                    if mixes_everyone(problem, schedule):
+                        candidates.append(Candidate(f"{family} H={period}", schedule, family=scan))
     everyone, own_rack = global_partition(problem), [list(rack) for rack in racks]
     for period in sorted(PERIODS, reverse=True):
         partitions = [own_rack] * (period - 1) + [everyone]
-        scan = "global ring" if len(problem.workers) > FULL_SCAN_WORKERS else None
+        scan = "global ring" if large else None
         candidates.append(Candidate(f"global ring H={period}", partitions, family=scan))
     candidates.append(Candidate("global hierarchical H=1", [everyone], "hierarchical"))
     return candidates

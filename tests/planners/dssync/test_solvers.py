@@ -161,3 +161,12 @@ def test_unreachable_target_is_no_solution_with_a_reason() -> None:
         result = distplan.solve(problem, solver)
         assert result.status.value == "no_solution"
         assert "within 30 iterations" in (result.reason or "")
+
+
+def test_mixes_everyone_detects_a_disconnected_period() -> None:
+    """Two racks that never meet make the period disconnected; one cross pair connects it."""
+    problem = generate_dssync(racks=2, workers_per_rack=2, calibration_iterations=5)
+    racks = [[w.name for w in problem.workers if w.rack == r] for r in ("rack0", "rack1")]
+    assert not ds_sync.mixes_everyone(problem, [racks])
+    cross = [[racks[0][0], racks[1][0]], [racks[0][1]], [racks[1][1]]]
+    assert ds_sync.mixes_everyone(problem, [racks, cross])
