@@ -30,6 +30,8 @@ INSTANCES = Path(__file__).resolve().parent.parent / "instances" / "dssync"
 OURS = "ds_sync"
 ALL_REDUCE = ("ring_rank", "ring_rack", "hierarchical")
 BASELINES = (*ALL_REDUCE, "periodic", "random_groups", "gossip")
+MEASURES = ("iter_s", "rho_P", "x_allreduce", "x_best", "plan_s", "plan_cpu_s", "chosen")
+COLUMNS = ("instance", "n", *BASELINES, OURS, *MEASURES)
 
 
 def run(problem: DssyncProblem, solver: str) -> tuple[DssyncPlan, Evaluation]:
@@ -50,21 +52,8 @@ def main() -> None:
     parser.add_argument("--instances", default="*.json", help="glob under instances/dssync")
     parser.add_argument("--repeats", type=int, default=3, help="planning runs of ours (median)")
     args = parser.parse_args()
-    header = [
-        "instance",
-        "n",
-        *BASELINES,
-        OURS,
-        "iter_s",
-        "rho_P",
-        "x_allreduce",
-        "x_best",
-        "plan_s",
-        "plan_cpu_s",
-        "chosen",
-    ]
-    print(" | ".join(header))
-    print(" | ".join("---" for _ in header))
+    print(" | ".join(COLUMNS))
+    print(" | ".join(["---"] * len(COLUMNS)))
     for path in sorted(INSTANCES.glob(args.instances)):
         problem = DssyncProblem.model_validate_json(path.read_text(encoding="utf-8"))
         times = {name: float(run(problem, name)[1].objective or 0.0) for name in BASELINES}
