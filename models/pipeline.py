@@ -151,10 +151,7 @@ def _matrix_network(
     gpus: list[GPU], bandwidth: list[list[float]], latency: list[list[float]] | None
 ) -> Network:
     """The legacy matrix form read literally: a private directed link per nonzero pair, GPUs relay."""
-    nodes = [
-        NetworkNode(name=g.name, role="compute", capacity_bytes_per_s=None, forwards=True)
-        for g in gpus
-    ]
+    nodes = [NetworkNode(name=g.name, role="compute", forwards=True) for g in gpus]
     links = [
         NetworkLink(
             source=gpus[i].name,

@@ -67,11 +67,11 @@ class _Builder:
 
     def gpu(self, name: str, memory_bytes: float, server: str, speed: float = 1.0) -> str:
         self.gpus.append(GPU(name=name, memory_bytes=memory_bytes, speed=speed, server=server))
-        self.nodes.append(NetworkNode(name=name, role="compute", capacity_bytes_per_s=None))
+        self.nodes.append(NetworkNode(name=name, role="compute"))
         return name
 
     def switch(self, name: str) -> str:
-        self.nodes.append(NetworkNode(name=name, role="forward", capacity_bytes_per_s=None))
+        self.nodes.append(NetworkNode(name=name, role="forward"))
         return name
 
     def link(self, a: str, b: str, bytes_per_s: float) -> None:
