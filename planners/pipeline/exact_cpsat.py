@@ -75,6 +75,16 @@ bytes are rounded down, capacities up. Route latencies are lower-bounded by the
 shortest-latency path among all widest paths (the simulator picks one of them).
 Hence the mapped solution is feasible and no longer than the simulation.
 
+The proof needs every replica's task to last at least the model's duration
+``work / group speed``. The network is modelled uncontended (route latency and
+bottleneck alone): a relaxation, since waiting for a shared NIC or switch port
+only delays the simulation. A launch overhead only lengthens replicas'
+tasks (``o / speed_g + share_g (t - o) / speed_g >= t / group speed`` with
+continuous shares). With whole samples (``samples_per_microbatch`` set) a
+replica with fewer samples than its speed-proportional quota runs *shorter*
+than the model says, so the mapping fails: the bound is then not reported when
+any candidate group has two or more GPUs (``metrics["whole_samples"]``).
+
 When the layers are coarsened into fewer blocks (``layers > max_blocks``) or,
 with more than 8 GPUs, replica groups are restricted to pairs, the model is a
 restriction: its bound is not reported (the framework adds the closed-form
@@ -346,8 +356,14 @@ def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> Solver
     )
     blocks = make_blocks(problem, max_blocks, problem.num_gpus)
     coarsened = blocks.count < len(problem.layers)
-    bound_valid = not coarsened and not restricted
-    metrics.update(coarsened=coarsened, restricted=restricted, num_blocks=blocks.count)
+    whole_samples = problem.samples_per_microbatch is not None and any(g.size > 1 for g in groups)
+    bound_valid = not coarsened and not restricted and not whole_samples
+    metrics.update(
+        coarsened=coarsened,
+        restricted=restricted,
+        whole_samples=whole_samples,
+        num_blocks=blocks.count,
+    )
 
     warm = None
     if use_warm_start:
