@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ...models.pipeline import PipelineProblem
@@ -113,7 +114,7 @@ class Group:
         return len(self.gpus)
 
 
-def _rings(gpus: tuple[int, ...]):
+def _rings(gpus: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
     """Every directed ring over ``gpus`` (first GPU fixed)."""
     first, rest = gpus[0], gpus[1:]
     for perm in itertools.permutations(rest):
