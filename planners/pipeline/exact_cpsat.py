@@ -240,8 +240,8 @@ def ring_order(gpus: list[int], parameter_bytes: float, net: Network) -> list[in
             for a, b in zip(ring, ring[1:] + ring[:1], strict=True)
         )
 
-    rings: list[tuple[int, ...]] = list(_rings(tuple(gpus)))
-    return list(min(rings, key=step))
+    best: tuple[int, ...] = min(_rings(tuple(gpus)), key=step)
+    return list(best)
 
 
 def extract_plan(
