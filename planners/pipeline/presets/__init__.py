@@ -14,7 +14,7 @@ of a server send to other servers through that server's NIC(s).
     direction", NVSwitch non-blocking). A GPU sending to several peers at once
     shares its one port.
 ``dgx1-8``
-    NVIDIA DGX-1 with V100 (DGX-1 whitepaper, 2017, Fig. 2): 8 GPUs of 16e9
+    NVIDIA DGX-1 with V100 (NVIDIA DGX-1 system architecture whitepaper): 8 GPUs of 16e9
     bytes; NVLink hybrid cube mesh, one 25e9 link per connected pair (inside
     each quad ``{0..3}``, ``{4..7}`` and between twins ``i``, ``i+4``; the V100
     machine doubles two pairs per GPU, ignored here: conservative); two GPUs per
