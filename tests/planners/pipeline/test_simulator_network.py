@@ -204,18 +204,17 @@ def test_replica_transfers_split_by_whole_sample_intervals():
         microbatches=1,
         samples_per_microbatch=4,
     )
-    plan = PipelinePlan(
-        stage_of_layer=[0, 1],
-        gpus_of_stage=[[0, 1], [2, 3]],
-        samples_of_replica=[[3, 1], [2, 2]],
-        order_of_stage=[gpipe(1)] * 2,
-        schedule="gpipe",
+    plan = PipelinePlan.model_validate(
+        one_stage([0], None).model_dump()
+        | {
+            "stage_of_layer": [0, 1],
+            "gpus_of_stage": [[0, 1], [2, 3]],
+            "samples_of_replica": [[3, 1], [2, 2]],
+            "order_of_stage": [gpipe(1)] * 2,
+        }
     )
-    sent = sorted(
-        (t.src_gpu, t.dst_gpu, t.nbytes)
-        for t in simulate(problem, plan).transfers
-        if t.kind == "activation"
-    )
+    forward = [t for t in simulate(problem, plan).transfers if t.kind == "activation"]
+    sent = sorted((t.src_gpu, t.dst_gpu, t.nbytes) for t in forward)
     # sender 0 holds samples [0, 3), sender 1 [3, 4); receiver 2 holds [0, 2), receiver 3 [2, 4).
     assert sent == [(0, 2, 200.0), (0, 3, 100.0), (1, 3, 100.0)]
 
