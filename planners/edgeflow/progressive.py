@@ -1,0 +1,179 @@
+"""Ours: EdgeFlow progressive model partitioning (Hu & Li, INFOCOM 2022; reconstruction).
+
+Layers are decided one at a time in topological order. For each layer the
+candidates are: the whole layer on each device, and for ``k = 2 .. max_split`` a
+row split over the ``k`` devices that could finish it soonest, with shares from
+the per-layer LP ("finish the layer as early as possible given where its inputs
+already are", :func:`shares.water_fill`) rounded by largest remainder and refined
+once with the start times the placement actually gets. The candidate whose
+estimated finish is earliest (then fewest bytes moved) is kept.
+
+Improvements over the plain pass: rows of a split are laid out in the order of
+the devices' rows of the main input, so consecutive split layers exchange only
+halo rows; DAG branches run concurrently because a branch layer may go whole to
+an idle device; the pass is repeated for every ``max_split`` and the plan with
+the lowest estimated latency is kept.
+"""
+
+from __future__ import annotations
+
+from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
+from ...models.result import Role, SolveStatus
+from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.registry import register_solver
+from .builder import Part, PlanBuilder, Trial, parts_from_counts, whole
+from .shares import largest_remainder, water_fill
+
+__all__ = ["progressive_plan"]
+
+#: Layers a candidate's roll-out looks ahead.
+DEFAULT_LOOKAHEAD = 8
+
+
+def _layout_order(builder: PlanBuilder, layer: str, devices: list[str]) -> list[str]:
+    """Devices ordered by where their rows of the layer's first input sit (aligned splits)."""
+    problem = builder.problem
+    inputs = problem.layer_by_name[layer].inputs
+    index = {d.name: k for k, d in enumerate(problem.devices)}
+    centre: dict[str, float] = {}
+    if inputs:
+        for unit in builder.pieces[inputs[0]]:
+            centre.setdefault(unit.device, (unit.start + unit.stop) / 2)
+    return sorted(devices, key=lambda d: (centre.get(d, float("inf")), index[d]))
+
+
+def _split_trial(builder: PlanBuilder, layer: str, devices: list[str], ready: dict[str, float]) -> Trial | None:
+    """Split ``layer`` over ``devices`` by the share LP; None when a device would get no rows."""
+    problem = builder.problem
+    spec = problem.layer_by_name[layer]
+    per_row = [
+        max(spec.flops_per_row / problem.device_by_name[d].flops_per_s, 1e-12) for d in devices
+    ]
+    ready_s = [ready[d] + problem.device_by_name[d].overhead_s for d in devices]
+    shares = water_fill(ready_s, per_row, spec.out_rows)
+    counts = largest_remainder(shares, spec.out_rows)
+    if min(counts) == 0:
+        return None
+    ordered = _layout_order(builder, layer, devices)
+    by_device = dict(zip(devices, counts, strict=True))
+    return builder.trial(layer, parts_from_counts(ordered, [by_device[d] for d in ordered]))
+
+
+def _best_trial(builder: PlanBuilder, layer: str, max_split: int, lookahead: int) -> Trial:
+    problem = builder.problem
+    pin = problem.pinned_device(layer)
+    if pin is not None:
+        return builder.trial(layer, whole(problem, layer, pin))
+    singles = {d.name: builder.trial(layer, whole(problem, layer, d.name)) for d in problem.devices}
+    candidates = list(singles.values())
+    spec = problem.layer_by_name[layer]
+    if spec.splittable and spec.out_rows > 1 and spec.work_flops > 0:
+        fastest = sorted(singles, key=lambda d: (singles[d].finish_s, list(singles).index(d)))
+        for k in range(2, min(max_split, len(fastest), spec.out_rows) + 1):
+            chosen = fastest[:k]
+            # First guess of each device's start: when it could start the whole layer.
+            ready = {d: singles[d].units[0].finish_s - _duration(problem, layer, d) for d in chosen}
+            trial = _split_trial(builder, layer, chosen, ready)
+            if trial is not None:
+                candidates.append(trial)
+                # Refine once with the start times this split actually gets.
+                started = {u.device: u.finish_s - _duration(problem, layer, u.device, u.stop - u.start) for u in trial.units}
+                refined = _split_trial(builder, layer, chosen, started)
+                if refined is not None:
+                    candidates.append(refined)
+            if lookahead > 0:
+                # Entering a split layout may pay off only later: offer the share LP
+                # without start offsets (shares in proportion to speed) to the roll-out.
+                even = _split_trial(builder, layer, chosen, {d: 0.0 for d in chosen})
+                if even is not None:
+                    candidates.append(even)
+    if spec.splittable and spec.inputs:
+        candidates.append(_follow_trial(builder, layer))  # keep the input's layout: halo rows only
+    if lookahead <= 0 or len(candidates) == 1:
+        return min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
+    return min(candidates, key=lambda t: (_rollout_finish(builder, t, lookahead), t.finish_s, t.bytes_moved))
+
+
+def _follow_trial(builder: PlanBuilder, layer: str) -> Trial:
+    """The roll-out policy: keep the first input's row layout, or the best device for whole layers."""
+    problem = builder.problem
+    spec = problem.layer_by_name[layer]
+    pin = problem.pinned_device(layer)
+    if pin is not None:
+        return builder.trial(layer, whole(problem, layer, pin))
+    if spec.splittable and spec.inputs:
+        pieces = sorted(builder.pieces[spec.inputs[0]], key=lambda u: (u.start, u.device))
+        if len(pieces) > 1:
+            counts = largest_remainder([u.stop - u.start for u in pieces], spec.out_rows)
+            if min(counts) > 0:
+                return builder.trial(layer, parts_from_counts([u.device for u in pieces], counts))
+    holders = sorted({u.device for p in spec.inputs for u in builder.pieces[p]}) or [problem.input_device]
+    return min((builder.trial(layer, whole(problem, layer, d)) for d in holders), key=lambda t: t.finish_s)
+
+
+def _rollout_finish(builder: PlanBuilder, trial: Trial, lookahead: int) -> float:
+    """Estimated finish (seconds) of the next ``lookahead`` layers if ``trial`` is taken and the layout kept."""
+    shadow = builder.shadow()
+    shadow.commit(trial, record=False)
+    order = builder.problem.topological_names
+    position = order.index(trial.layer)
+    finish = trial.finish_s
+    for name in order[position + 1 : position + 1 + lookahead]:
+        step = _follow_trial(shadow, name)
+        shadow.commit(step, record=False)
+        finish = max(finish, step.finish_s)
+    return finish
+
+
+def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | None = None) -> float:
+    spec = problem.layer_by_name[layer]
+    speed = problem.device_by_name[device]
+    count = spec.out_rows if rows is None else rows
+    return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
+
+
+def progressive_plan(problem: EdgeflowProblem, max_split: int, lookahead: int = 0) -> tuple[EdgeflowPlan, float]:
+    """One progressive pass splitting layers over at most ``max_split`` devices.
+
+    With ``lookahead > 0`` each candidate is scored by the estimated finish of
+    the next ``lookahead`` layers when they keep its row layout (a roll-out),
+    instead of by its own finish time alone.
+
+    Returns
+    -------
+    tuple
+        The executable plan and its estimated latency in seconds (the builder's
+        estimate, not the simulator's).
+    """
+    builder = PlanBuilder(problem)
+    for layer in problem.topological_names:
+        builder.commit(_best_trial(builder, layer, max_split, lookahead))
+    latency = builder.deliver_outputs()
+    return builder.plan(), latency
+
+
+@register_solver(
+    "edgeflow",
+    kind="edgeflow",
+    role=Role.HEURISTIC,
+    auto_rank=0,
+    extra_options={"lookahead": f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)"},
+    description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, branch concurrency)",
+)
+def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
+    """Run the plain and the look-ahead progressive passes and keep the best estimated plan."""
+    devices = len(problem.devices)
+    lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
+    full = len(problem.layers)
+    passes = [(devices, 0), (devices, lookahead), (1, full), *((k, 0) for k in range(1, devices))]
+    best: tuple[float, tuple[int, int], EdgeflowPlan] | None = None
+    for max_split, depth in passes:
+        if best is not None and options.expired():
+            break
+        plan, latency = progressive_plan(problem, max_split, depth)
+        if best is None or latency < best[0]:
+            best = (latency, (max_split, depth), plan)
+    assert best is not None
+    status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
+    metrics = {"estimated_latency_s": best[0], "max_split": best[1][0], "lookahead": best[1][1]}
+    return SolverOutput(status, plan=best[2], objective=None, metrics=metrics)
