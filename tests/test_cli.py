@@ -30,7 +30,7 @@ def test_solve_prints_plan_and_writes_result(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "stage 0:" in result.output and "objective" in result.output
     saved = json.loads(out.read_text())
-    assert saved["schema_version"] == 1 and saved["kind"] == "pipeline" and saved["role"] == "baseline"
+    assert saved["schema_version"] == 2 and saved["kind"] == "pipeline" and saved["role"] == "baseline"
     checked = invoke("evaluate", PIPELINE, out)
     assert checked.exit_code == 0, checked.output
     verdict = json.loads(checked.output)
