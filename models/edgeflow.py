@@ -67,7 +67,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import StrictModel
+from .base import PlanBase, ProblemBase, StrictModel
 from .graph import topological_order
 from .network import Network
 
@@ -148,11 +148,10 @@ class EdgeCluster(StrictModel):
     output_device: str
 
 
-class EdgeflowProblem(StrictModel):
+class EdgeflowProblem(ProblemBase):
     """A DAG-shaped DNN, the devices and network that run it; see the module docstring."""
 
     kind: Literal["edgeflow"] = "edgeflow"
-    name: str = Field(min_length=1, max_length=200)
     layers: list[Layer] = Field(min_length=1, max_length=MAX_LAYERS)
     devices: list[EdgeDevice] = Field(min_length=1, max_length=MAX_DEVICES)
     network: Network
@@ -276,7 +275,7 @@ class DeviceProgram(StrictModel):
     units: list[ExecutionUnit] = Field(default_factory=list)
 
 
-class EdgeflowPlan(StrictModel):
+class EdgeflowPlan(PlanBase):
     """Executable plan: per device, its ordered execution units (see the module docstring)."""
 
     kind: Literal["edgeflow"] = "edgeflow"

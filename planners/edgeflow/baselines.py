@@ -30,6 +30,7 @@ from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .builder import Part, PlanBuilder, build_plan, parts_from_counts, whole
+from .replay import plan_latency
 from .shares import largest_remainder
 
 __all__ = ["dads_parts", "heft_plan", "neurosurgeon_parts", "split_parts"]
@@ -57,10 +58,11 @@ def _pinned_or(problem: EdgeflowProblem, layer: str, device: str) -> list[Part]:
 
 
 def _best(problem: EdgeflowProblem, assignments: list[Assignment]) -> tuple[EdgeflowPlan, float]:
-    """The assignment with the lowest estimated latency (first on ties)."""
+    """The assignment whose plan has the lowest latency (first on ties)."""
     best: tuple[EdgeflowPlan, float] | None = None
     for parts in assignments:
-        plan, latency = build_plan(problem, parts)
+        plan, _ = build_plan(problem, parts)
+        latency = plan_latency(problem, plan)
         if best is None or latency < best[1]:
             best = (plan, latency)
     assert best is not None
@@ -145,8 +147,8 @@ def heft_plan(problem: EdgeflowProblem) -> tuple[EdgeflowPlan, float]:
     return builder.plan(), latency
 
 
-def _output(plan: EdgeflowPlan, latency: float, **metrics: object) -> SolverOutput:
-    return SolverOutput(SolveStatus.FEASIBLE, plan=plan, metrics={"estimated_latency_s": latency, **metrics})
+def _output(problem: EdgeflowProblem, plan: EdgeflowPlan) -> SolverOutput:
+    return SolverOutput(SolveStatus.FEASIBLE, plan=plan, objective=plan_latency(problem, plan))
 
 
 def _baseline(name: str, description: str) -> Callable[[Callable[..., SolverOutput]], Callable[..., SolverOutput]]:
@@ -155,33 +157,33 @@ def _baseline(name: str, description: str) -> Callable[[Callable[..., SolverOutp
 
 @_baseline("single-device", "best single device (whole model on one device)")
 def solve_single_device(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
-    """The whole model on the device with the lowest estimated latency."""
+    """The whole model on the device with the lowest latency."""
     plan, latency = _best(problem, [single_device_parts(problem, d.name) for d in problem.devices])
-    return _output(plan, latency)
+    return _output(problem, plan)
 
 
 @_baseline("neurosurgeon", "Neurosurgeon: one cut between the input device and one helper")
 def solve_neurosurgeon(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
-    """Every cut point and every helper; the lowest estimated latency."""
+    """Every cut point and every helper; the lowest latency."""
     helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [problem.input_device]
     cuts = range(1, len(problem.layers) + 1)
     plan, latency = _best(problem, [neurosurgeon_parts(problem, h, c) for h in helpers for c in cuts])
-    return _output(plan, latency)
+    return _output(problem, plan)
 
 
 @_baseline("dads", "DADS: min-cut of the DAG between the input device and one helper")
 def solve_dads(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
-    """The DADS min cut for every helper; the lowest estimated latency."""
+    """The DADS min cut for every helper; the lowest latency."""
     helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [problem.input_device]
     plan, latency = _best(problem, [dads_parts(problem, h) for h in helpers])
-    return _output(plan, latency)
+    return _output(problem, plan)
 
 
 @_baseline("modnn", "MoDNN: every splittable layer split equally over all devices")
 def solve_modnn(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Equal row split per layer."""
     plan, latency = build_plan(problem, split_parts(problem, {d.name: 1.0 for d in problem.devices}))
-    return _output(plan, latency)
+    return _output(problem, plan)
 
 
 @_baseline("coedge", "CoEdge: every splittable layer split in proportion to device speed")
@@ -189,11 +191,11 @@ def solve_coedge(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutpu
     """Capability-proportional row split per layer."""
     weights = {d.name: d.flops_per_s for d in problem.devices}
     plan, latency = build_plan(problem, split_parts(problem, weights))
-    return _output(plan, latency)
+    return _output(problem, plan)
 
 
 @_baseline("heft", "HEFT list scheduling of whole layers")
 def solve_heft(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Upward-rank list scheduling."""
     plan, latency = heft_plan(problem)
-    return _output(plan, latency)
+    return _output(problem, plan)

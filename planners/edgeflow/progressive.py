@@ -21,7 +21,8 @@ from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .builder import Part, PlanBuilder, Trial, parts_from_counts, whole
+from .builder import PlanBuilder, Trial, parts_from_counts, whole
+from .replay import plan_latency
 from .shares import largest_remainder, water_fill
 
 __all__ = ["progressive_plan"]
@@ -170,10 +171,11 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
     for max_split, depth in passes:
         if best is not None and options.expired():
             break
-        plan, latency = progressive_plan(problem, max_split, depth)
+        plan, _ = progressive_plan(problem, max_split, depth)
+        latency = plan_latency(problem, plan)
         if best is None or latency < best[0]:
             best = (latency, (max_split, depth), plan)
     assert best is not None
     status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
-    metrics = {"estimated_latency_s": best[0], "max_split": best[1][0], "lookahead": best[1][1]}
-    return SolverOutput(status, plan=best[2], objective=None, metrics=metrics)
+    metrics = {"max_split": best[1][0], "lookahead": best[1][1]}
+    return SolverOutput(status, plan=best[2], objective=best[0], metrics=metrics)
