@@ -78,7 +78,7 @@ def import_pipedream(
         profile = parse_profile(graph)
     except ValueError as exc:
         raise BadInput(field=str(graph), reason=str(exc)) from exc
-    names = [f"{k}:{layer_name(n)}" for k, n in enumerate(profile.names)]
+    names = [f"{k}:{layer_name(n, 40)}" for k, n in enumerate(profile.names)]
     inputs: list[list[str]] = [[] for _ in names]
     for u, v in profile.edges:
         inputs[v].append(names[u])
