@@ -54,8 +54,8 @@ def import_paleo(
 
 def import_pipedream(
     graph: Annotated[Path, typer.Argument(help="PipeDream profile graph.txt")],
+    minibatch: Annotated[int, typer.Option(help="images in the profiled minibatch (times and sizes are divided by it; 256 for resnet18, 128 for inception_v3)")],
     devices: DevicesOption = "rpi4x4-wifi",
-    minibatch: Annotated[int, typer.Option(help="images in the profiled minibatch (times and sizes are divided by it)")] = 128,
     reference_flops: Annotated[float, typer.Option(help="FLOP/s of the profiling GPU (ms -> FLOPs)")] = PIPEDREAM_REFERENCE_FLOPS,
     name: NameOption = None,
 ) -> EdgeflowProblem:
