@@ -40,7 +40,9 @@ def ms(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs of ours per instance (median time)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of ours per instance (median time)"
+    )
     parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per solve")
     parser.add_argument("--filter", default="", help="only instances whose name contains this")
     parser.add_argument("--no-exact", action="store_true", help="skip the CP-SAT solver")
@@ -48,7 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.name for s in solvers("edgeflow") if not (args.no_exact and s.exact)]
     baselines = [s.name for s in solvers("edgeflow") if s.role.value == "baseline"]
     others = [n for n in names if n != OURS]
-    header = ["instance", "layers", "devs", *others, OURS, "ours/single", "ours/heft", "ours/best-bl", "MB moved", "t_ours s", "t_max-other s"]
+    header = [
+        "instance",
+        "layers",
+        "devs",
+        *others,
+        OURS,
+        "ours/single",
+        "ours/heft",
+        "ours/best-bl",
+        "MB moved",
+        "t_ours s",
+        "t_max-other s",
+    ]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     worse = []
@@ -57,22 +71,39 @@ def main(argv: list[str] | None = None) -> int:
             continue
         problem = distplan.load_instance(path)
         ours, t_ours = run(problem, OURS, args.repeats, args.time_limit)
-        latency = {OURS: ours.objective if ours.status in HAS_PLAN else None}
+        if ours.status not in HAS_PLAN or ours.objective is None:
+            print(f"{path.stem}: ours found no plan ({ours.reason})")
+            continue
+        latency: dict[str, float | None] = {OURS: ours.objective}
         slowest = 0.0
         for name in others:
             result, seconds = run(problem, name, 1, args.time_limit)
             latency[name] = result.objective if result.status in HAS_PLAN else None
             slowest = max(slowest, seconds)
-        best_baseline = min(latency[b] for b in baselines if latency[b] is not None)
-        ratio = {key: latency[OURS] / latency[key] for key in ("single-device", "heft") if latency[key]}
-        if latency[OURS] > best_baseline * (1 + 1e-9):
+        best_baseline = min(v for b in baselines if (v := latency[b]) is not None)
+        ratio = {
+            key: ours.objective / v for key in ("single-device", "heft") if (v := latency[key])
+        }
+        if ours.objective > best_baseline * (1 + 1e-9):
             worse.append(path.stem)
         moved = ours.metrics.get("evaluation", {}).get("bytes_moved", 0.0) / 1e6
-        row = [path.stem, str(len(problem.layers)), str(len(problem.devices)), *(ms(latency[n]) for n in others), ms(latency[OURS])]
-        row += [f"{ratio.get('single-device', float('nan')):.3f}", f"{ratio.get('heft', float('nan')):.3f}", f"{latency[OURS] / best_baseline:.3f}"]
+        row = [
+            path.stem,
+            str(len(problem.layers)),
+            str(len(problem.devices)),
+            *(ms(latency[n]) for n in others),
+            ms(latency[OURS]),
+        ]
+        row += [
+            f"{ratio.get('single-device', float('nan')):.3f}",
+            f"{ratio.get('heft', float('nan')):.3f}",
+            f"{ours.objective / best_baseline:.3f}",
+        ]
         row += [f"{moved:.2f}", f"{t_ours:.2f}", f"{slowest:.2f}"]
         print(" | ".join(row), flush=True)
-    print(f"\nlatencies in ms (simulated); ours no worse than every baseline on all but: {worse or 'none'}")
+    print(
+        f"\nlatencies in ms (simulated); ours no worse than every baseline on all but: {worse or 'none'}"
+    )
     return 0
 
 

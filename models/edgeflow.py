@@ -95,14 +95,33 @@ class Layer(StrictModel):
 
     name: str = Field(min_length=1, max_length=200)
     inputs: list[str] = Field(default_factory=list, description="names of the producer layers")
-    work_flops: float = Field(0.0, ge=0, allow_inf_nan=False, description="FLOPs of the whole layer")
-    out_rows: int = Field(1, ge=1, le=MAX_ROWS, description="rows (height) of the output tensor")
-    out_bytes: float = Field(0.0, ge=0, allow_inf_nan=False, description="bytes of the whole output tensor")
-    weight_bytes: float = Field(0.0, ge=0, allow_inf_nan=False, description="bytes of weights a device computing it holds")
-    splittable: bool = Field(False, description="whether rows may be computed on different devices")
-    kernel_rows: int = Field(1, ge=1, le=1000, description="receptive field height on every input")
-    stride_rows: int = Field(1, ge=1, le=1000, description="input rows advanced per output row")
-    pad_top_rows: int = Field(0, ge=0, le=1000, description="implicit zero rows above every input")
+    work_flops: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="FLOPs of the whole layer"
+    )
+    out_rows: int = Field(
+        default=1, ge=1, le=MAX_ROWS, description="rows (height) of the output tensor"
+    )
+    out_bytes: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="bytes of the whole output tensor"
+    )
+    weight_bytes: float = Field(
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="bytes of weights a device computing it holds",
+    )
+    splittable: bool = Field(
+        default=False, description="whether rows may be computed on different devices"
+    )
+    kernel_rows: int = Field(
+        default=1, ge=1, le=1000, description="receptive field height on every input"
+    )
+    stride_rows: int = Field(
+        default=1, ge=1, le=1000, description="input rows advanced per output row"
+    )
+    pad_top_rows: int = Field(
+        default=0, ge=0, le=1000, description="implicit zero rows above every input"
+    )
 
     @property
     def bytes_per_row(self) -> float:
@@ -135,8 +154,12 @@ class EdgeDevice(StrictModel):
 
     name: str = Field(min_length=1, max_length=200)
     flops_per_s: float = Field(gt=0, allow_inf_nan=False, description="effective speed in FLOP/s")
-    overhead_s: float = Field(0.0, ge=0, allow_inf_nan=False, description="seconds per execution unit")
-    memory_bytes: float | None = Field(None, gt=0, allow_inf_nan=False, description="bytes for weights; None = unlimited")
+    overhead_s: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="seconds per execution unit"
+    )
+    memory_bytes: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="bytes for weights; None = unlimited"
+    )
 
 
 class EdgeCluster(StrictModel):
@@ -157,7 +180,9 @@ class EdgeflowProblem(ProblemBase):
     network: Network
     input_device: str
     output_device: str
-    pins: dict[str, str] = Field(default_factory=dict, description="layer name -> the device computing all of it")
+    pins: dict[str, str] = Field(
+        default_factory=dict, description="layer name -> the device computing all of it"
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> EdgeflowProblem:
@@ -175,7 +200,9 @@ class EdgeflowProblem(ProblemBase):
             if len(set(layer.inputs)) != len(layer.inputs):
                 raise ValueError(f"layers[{k}].inputs: a producer is listed twice")
             if not layer.inputs and layer.work_flops > 0:
-                raise ValueError(f"layers[{k}].work_flops: input tensor {layer.name!r} must have no work")
+                raise ValueError(
+                    f"layers[{k}].work_flops: input tensor {layer.name!r} must have no work"
+                )
         edges = [(names[p], names[layer.name]) for layer in self.layers for p in layer.inputs]
         if topological_order(range(len(self.layers)), edges) is None:
             raise ValueError("layers: the inputs form a cycle")
@@ -190,11 +217,11 @@ class EdgeflowProblem(ProblemBase):
         for field in ("input_device", "output_device"):
             if getattr(self, field) not in devices:
                 raise ValueError(f"{field}: unknown device {getattr(self, field)!r}")
-        for layer_name, device in self.pins.items():
+        for layer_name, pinned in self.pins.items():
             if layer_name not in names:
                 raise ValueError(f"pins[{layer_name!r}]: unknown layer")
-            if device not in devices:
-                raise ValueError(f"pins[{layer_name!r}]: unknown device {device!r}")
+            if pinned not in devices:
+                raise ValueError(f"pins[{layer_name!r}]: unknown device {pinned!r}")
         for a in self.devices:
             for b in self.devices:
                 if a.name != b.name and self.network.route(a.name, b.name) is None:
@@ -291,7 +318,11 @@ class EdgeflowPlan(PlanBase):
             for unit in program.units:
                 layer = problem.layer_by_name.get(unit.layer)
                 whole = layer is not None and (unit.row_start, unit.row_stop) == (0, layer.out_rows)
-                parts.append(unit.layer if whole else f"{unit.layer}[{unit.row_start}:{unit.row_stop}]")
-            shown = ", ".join(parts[:12]) + (f", ... ({len(parts)} units)" if len(parts) > 12 else "")
+                parts.append(
+                    unit.layer if whole else f"{unit.layer}[{unit.row_start}:{unit.row_stop}]"
+                )
+            shown = ", ".join(parts[:12]) + (
+                f", ... ({len(parts)} units)" if len(parts) > 12 else ""
+            )
             lines.append(f"{program.device}: {shown}")
         return lines

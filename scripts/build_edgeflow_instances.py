@@ -42,11 +42,17 @@ def build(data: Path, out: Path) -> list[Path]:
     written = []
     for spec in PALEO_SPECS:
         for preset in PRESETS:
-            problem = import_paleo(data / "dag_profiles" / "paleo" / f"{spec}.json", devices=preset, name=f"{spec}__{preset}")
+            problem = import_paleo(
+                data / "dag_profiles" / "paleo" / f"{spec}.json",
+                devices=preset,
+                name=f"{spec}__{preset}",
+            )
             written.append(_write(out / f"{problem.name}.json", problem.model_dump_json()))
     for profile, minibatch, preset in PIPEDREAM_PROFILES:
         graph = data / "pipedream_profiles" / profile / "graph.txt"
-        problem = import_pipedream(graph, minibatch=minibatch, devices=preset, name=f"{profile}_pipedream__{preset}")
+        problem = import_pipedream(
+            graph, minibatch=minibatch, devices=preset, name=f"{profile}_pipedream__{preset}"
+        )
         written.append(_write(out / f"{problem.name}.json", problem.model_dump_json()))
     for path in written:
         load_instance(path)  # every file must load back
@@ -63,7 +69,9 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the instances")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where to write the instances"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     build(args.data, args.out)

@@ -109,8 +109,16 @@ def dads_parts(problem: EdgeflowProblem, helper: str) -> Assignment:
         node = ("layer", layer.name)
         pin = problem.pinned_device(layer.name)
         # Cutting source -> v puts v remote (pays remote time); v -> sink puts it local.
-        graph.add_edge("local", node, capacity=float("inf") if pin == local.name else layer.work_flops / remote.flops_per_s)
-        graph.add_edge(node, "remote", capacity=float("inf") if pin == helper else layer.work_flops / local.flops_per_s)
+        graph.add_edge(
+            "local",
+            node,
+            capacity=float("inf") if pin == local.name else layer.work_flops / remote.flops_per_s,
+        )
+        graph.add_edge(
+            node,
+            "remote",
+            capacity=float("inf") if pin == helper else layer.work_flops / local.flops_per_s,
+        )
         consumers = problem.consumers[layer.name]
         if consumers:
             relay = ("sent", layer.name)
@@ -121,7 +129,9 @@ def dads_parts(problem: EdgeflowProblem, helper: str) -> Assignment:
                 graph.add_edge(("layer", consumer), node, capacity=float("inf"))
     _, (local_side, _) = nx.minimum_cut(graph, "local", "remote")
     return {
-        layer.name: _pinned_or(problem, layer.name, local.name if ("layer", layer.name) in local_side else helper)
+        layer.name: _pinned_or(
+            problem, layer.name, local.name if ("layer", layer.name) in local_side else helper
+        )
         for layer in problem.layers
     }
 
@@ -151,7 +161,9 @@ def _output(problem: EdgeflowProblem, plan: EdgeflowPlan) -> SolverOutput:
     return SolverOutput(SolveStatus.FEASIBLE, plan=plan, objective=plan_latency(problem, plan))
 
 
-def _baseline(name: str, description: str) -> Callable[[Callable[..., SolverOutput]], Callable[..., SolverOutput]]:
+def _baseline(
+    name: str, description: str
+) -> Callable[[Callable[..., SolverOutput]], Callable[..., SolverOutput]]:
     return register_solver(name, kind="edgeflow", role=Role.BASELINE, description=description)
 
 
@@ -165,16 +177,22 @@ def solve_single_device(problem: EdgeflowProblem, options: SolveOptions) -> Solv
 @_baseline("neurosurgeon", "Neurosurgeon: one cut between the input device and one helper")
 def solve_neurosurgeon(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Every cut point and every helper; the lowest latency."""
-    helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [problem.input_device]
+    helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [
+        problem.input_device
+    ]
     cuts = range(1, len(problem.layers) + 1)
-    plan, latency = _best(problem, [neurosurgeon_parts(problem, h, c) for h in helpers for c in cuts])
+    plan, latency = _best(
+        problem, [neurosurgeon_parts(problem, h, c) for h in helpers for c in cuts]
+    )
     return _output(problem, plan)
 
 
 @_baseline("dads", "DADS: min-cut of the DAG between the input device and one helper")
 def solve_dads(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """The DADS min cut for every helper; the lowest latency."""
-    helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [problem.input_device]
+    helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [
+        problem.input_device
+    ]
     plan, latency = _best(problem, [dads_parts(problem, h) for h in helpers])
     return _output(problem, plan)
 
@@ -182,7 +200,9 @@ def solve_dads(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
 @_baseline("modnn", "MoDNN: every splittable layer split equally over all devices")
 def solve_modnn(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Equal row split per layer."""
-    plan, latency = build_plan(problem, split_parts(problem, {d.name: 1.0 for d in problem.devices}))
+    plan, latency = build_plan(
+        problem, split_parts(problem, {d.name: 1.0 for d in problem.devices})
+    )
     return _output(problem, plan)
 
 

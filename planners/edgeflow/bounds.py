@@ -59,5 +59,7 @@ def memory_infeasibility(problem: EdgeflowProblem) -> str | None:
             return f"layers pinned to {device!r} need {need:.6g} bytes of weights, it holds {memory:.6g}"
     weights = sum(layer.weight_bytes for layer in problem.layers)
     if weights > total:
-        return f"the model needs {weights:.6g} bytes of weights, all devices together hold {total:.6g}"
+        return (
+            f"the model needs {weights:.6g} bytes of weights, all devices together hold {total:.6g}"
+        )
     return None

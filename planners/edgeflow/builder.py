@@ -12,6 +12,7 @@ is the solvers' own model; plans are always scored by the independent simulator.
 from __future__ import annotations
 
 from collections import ChainMap
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from ...models.edgeflow import (
@@ -56,8 +57,10 @@ class Trial:
     bytes_moved: float
     units: list[_Unit]
     device_free: dict[str, float]
-    resource_free: dict[str, float]  # only the entries this trial changes
-    sent: dict[tuple[str, int, int, str, str], float]  # only the transfers this trial adds
+    resource_free: MutableMapping[str, float]  # only the entries this trial changes
+    sent: MutableMapping[
+        tuple[str, int, int, str, str], float
+    ]  # only the transfers this trial adds
     new_forwards: list[tuple[_Unit, tuple[int, int, str]]]
 
 
@@ -74,7 +77,10 @@ class PlanBuilder:
         self.problem = problem
         self.device_free: dict[str, float] = {d.name: 0.0 for d in problem.devices}
         self.resource_free: dict[str, float] | ChainMap[str, float] = {}
-        self.sent: dict[tuple[str, int, int, str, str], float] | ChainMap[tuple[str, int, int, str, str], float] = {}
+        self.sent: (
+            dict[tuple[str, int, int, str, str], float]
+            | ChainMap[tuple[str, int, int, str, str], float]
+        ) = {}
         self.pieces: dict[str, list[_Unit]] = {}
         self.programs: dict[str, list[_Unit]] = {d.name: [] for d in problem.devices}
         self.bytes_moved = 0.0
@@ -107,7 +113,9 @@ class PlanBuilder:
             else:
                 chosen = min(holding, key=lambda u: (u.finish_s, -u.stop))
                 stop = min(b, chosen.stop)
-                later_own = [u.start for u in pieces if u.device == device and position < u.start < stop]
+                later_own = [
+                    u.start for u in pieces if u.device == device and position < u.start < stop
+                ]
                 stop = min([stop, *later_own])
             out.append((chosen, position, stop))
             position = stop
@@ -141,7 +149,9 @@ class PlanBuilder:
                     if key not in sent:
                         nbytes = (e - s) * producer.bytes_per_row
                         resources, bottleneck, latency = self._route(source.device, part.device)
-                        begin = max([source.finish_s] + [resource_free.get(r, 0.0) for r in resources])
+                        begin = max(
+                            [source.finish_s] + [resource_free.get(r, 0.0) for r in resources]
+                        )
                         end = begin + nbytes / bottleneck
                         for resource in resources:
                             resource_free[resource] = end
@@ -149,12 +159,24 @@ class PlanBuilder:
                         moved += nbytes
                         new_forwards.append((source, (s, e, part.device)))
                     ready = max(ready, sent[key])
-            duration = speed.overhead_s + layer.flops_per_row * (part.stop - part.start) / speed.flops_per_s
+            duration = (
+                speed.overhead_s
+                + layer.flops_per_row * (part.stop - part.start) / speed.flops_per_s
+            )
             finish = max(device_free[part.device], ready) + duration
             device_free[part.device] = finish
             units.append(_Unit(layer_name, part.device, part.start, part.stop, finish, inputs))
         finish_s = max(unit.finish_s for unit in units)
-        return Trial(layer_name, finish_s, moved, units, device_free, resource_free.maps[0], sent.maps[0], new_forwards)
+        return Trial(
+            layer_name,
+            finish_s,
+            moved,
+            units,
+            device_free,
+            resource_free.maps[0],
+            sent.maps[0],
+            new_forwards,
+        )
 
     def commit(self, trial: Trial, record: bool = True) -> None:
         """Apply a trial; with ``record`` its units join the programs and its transfers the forwarding tables."""
@@ -223,8 +245,13 @@ class PlanBuilder:
                     layer=u.layer,
                     row_start=u.start,
                     row_stop=u.stop,
-                    inputs=[InputRequirement(layer=n, row_start=a, row_stop=b, source=d) for n, a, b, d in u.inputs],
-                    forward=[ForwardEntry(row_start=a, row_stop=b, target=d) for a, b, d in u.forward],
+                    inputs=[
+                        InputRequirement(layer=n, row_start=a, row_stop=b, source=d)
+                        for n, a, b, d in u.inputs
+                    ],
+                    forward=[
+                        ForwardEntry(row_start=a, row_stop=b, target=d) for a, b, d in u.forward
+                    ],
                 )
                 for u in self.programs[device.name]
             ]
@@ -232,7 +259,9 @@ class PlanBuilder:
         return EdgeflowPlan(programs=programs)
 
 
-def build_plan(problem: EdgeflowProblem, parts_of_layer: dict[str, list[Part]], order: list[str] | None = None) -> tuple[EdgeflowPlan, float]:
+def build_plan(
+    problem: EdgeflowProblem, parts_of_layer: dict[str, list[Part]], order: list[str] | None = None
+) -> tuple[EdgeflowPlan, float]:
     """The executable plan for a fixed row assignment, and its estimated latency (seconds).
 
     ``order`` is the placement order (a topological order; default the problem's).

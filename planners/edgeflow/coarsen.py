@@ -59,5 +59,7 @@ def coarsen(problem: EdgeflowProblem, max_groups: int) -> list[list[str]]:
     keys = sorted(members)
     final = edges()
     ranked = topological_order(keys, [(a, b) for a in keys for b in sorted(final[a])])
-    assert ranked is not None  # contracting a single-consumer / single-producer edge keeps the DAG acyclic
+    assert (
+        ranked is not None
+    )  # contracting a single-consumer / single-producer edge keeps the DAG acyclic
     return [members[k] for k in ranked]

@@ -53,7 +53,9 @@ class _Replay:
     plan: EdgeflowPlan
     resource_free: dict[str, float] = field(default_factory=dict)
     arrival: dict[TransferKey, float] = field(default_factory=dict)
-    deliveries: dict[str, list[tuple[float, int, int]]] = field(default_factory=lambda: defaultdict(list))
+    deliveries: dict[str, list[tuple[float, int, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     busy_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     bytes_moved: float = 0.0
     transfers: int = 0
@@ -84,15 +86,23 @@ def _static_violations(problem: EdgeflowProblem, plan: EdgeflowPlan) -> list[str
                 bad.append(f"{at}.layer: unknown layer {unit.layer!r}")
                 continue
             if not (0 <= unit.row_start < unit.row_stop <= layer.out_rows):
-                bad.append(f"{at}: rows [{unit.row_start}, {unit.row_stop}) outside [0, {layer.out_rows}) of {unit.layer!r}")
+                bad.append(
+                    f"{at}: rows [{unit.row_start}, {unit.row_stop}) outside [0, {layer.out_rows}) of {unit.layer!r}"
+                )
                 continue
             if not layer.splittable and (unit.row_start, unit.row_stop) != (0, layer.out_rows):
-                bad.append(f"{at}: layer {unit.layer!r} is not splittable but only rows [{unit.row_start}, {unit.row_stop}) are computed")
+                bad.append(
+                    f"{at}: layer {unit.layer!r} is not splittable but only rows [{unit.row_start}, {unit.row_stop}) are computed"
+                )
             pin = problem.pinned_device(unit.layer)
             if pin is not None and pin != program.device:
-                bad.append(f"{at}: layer {unit.layer!r} is pinned to {pin!r}, not {program.device!r}")
+                bad.append(
+                    f"{at}: layer {unit.layer!r} is pinned to {pin!r}, not {program.device!r}"
+                )
             weights[unit.layer] = layer.weight_bytes
-            bad.extend(_requirement_violations(problem, program.device, unit, at, done_here, requests))
+            bad.extend(
+                _requirement_violations(problem, program.device, unit, at, done_here, requests)
+            )
             for f, entry in enumerate(unit.forward):
                 fat = f"{at}.forward[{f}]"
                 if entry.target not in devices:
@@ -100,24 +110,36 @@ def _static_violations(problem: EdgeflowProblem, plan: EdgeflowPlan) -> list[str
                 elif entry.target == program.device:
                     bad.append(f"{fat}: forwards to its own device")
                 elif not (unit.row_start <= entry.row_start < entry.row_stop <= unit.row_stop):
-                    bad.append(f"{fat}: rows [{entry.row_start}, {entry.row_stop}) are not computed by the unit")
+                    bad.append(
+                        f"{fat}: rows [{entry.row_start}, {entry.row_stop}) are not computed by the unit"
+                    )
                 else:
-                    forwards[(unit.layer, entry.row_start, entry.row_stop, program.device, entry.target)] += 1
+                    forwards[
+                        (unit.layer, entry.row_start, entry.row_stop, program.device, entry.target)
+                    ] += 1
             done_here[unit.layer].append((unit.row_start, unit.row_stop))
             computed[unit.layer].append((unit.row_start, unit.row_stop))
         memory = devices[program.device].memory_bytes
         if memory is not None and sum(weights.values()) > memory:
-            bad.append(f"device {program.device!r}: weights need {sum(weights.values()):.6g} bytes, it holds {memory:.6g}")
+            bad.append(
+                f"device {program.device!r}: weights need {sum(weights.values()):.6g} bytes, it holds {memory:.6g}"
+            )
     for layer in problem.layers:
         if not _covers(computed[layer.name], 0, layer.out_rows):
-            bad.append(f"layer {layer.name!r}: rows not covered by any unit (has {sorted(computed[layer.name])})")
+            bad.append(
+                f"layer {layer.name!r}: rows not covered by any unit (has {sorted(computed[layer.name])})"
+            )
     outputs = set(problem.output_layers)
     for key in sorted(requests):
         if key not in forwards:
-            bad.append(f"device {key[4]!r} requires rows [{key[1]}, {key[2]}) of {key[0]!r} from {key[3]!r}, which has no forwarding entry for them")
+            bad.append(
+                f"device {key[4]!r} requires rows [{key[1]}, {key[2]}) of {key[0]!r} from {key[3]!r}, which has no forwarding entry for them"
+            )
     for key in sorted(forwards):
         if key not in requests and not (key[0] in outputs and key[4] == problem.output_device):
-            bad.append(f"device {key[3]!r} forwards rows [{key[1]}, {key[2]}) of {key[0]!r} to {key[4]!r}, which does not require them")
+            bad.append(
+                f"device {key[3]!r} forwards rows [{key[1]}, {key[2]}) of {key[0]!r} to {key[4]!r}, which does not require them"
+            )
     return bad
 
 
@@ -140,14 +162,18 @@ def _requirement_violations(
             continue
         producer = problem.layer_by_name[need.layer]
         if not (0 <= need.row_start < need.row_stop <= producer.out_rows):
-            bad.append(f"{rat}: rows [{need.row_start}, {need.row_stop}) outside [0, {producer.out_rows}) of {need.layer!r}")
+            bad.append(
+                f"{rat}: rows [{need.row_start}, {need.row_stop}) outside [0, {producer.out_rows}) of {need.layer!r}"
+            )
             continue
         if need.source not in problem.device_by_name:
             bad.append(f"{rat}.source: unknown device {need.source!r}")
             continue
         if need.source == device:
             if not _covers(done_here[need.layer], need.row_start, need.row_stop):
-                bad.append(f"{rat}: rows [{need.row_start}, {need.row_stop}) of {need.layer!r} are not computed on {device!r} by an earlier unit")
+                bad.append(
+                    f"{rat}: rows [{need.row_start}, {need.row_stop}) of {need.layer!r} are not computed on {device!r} by an earlier unit"
+                )
         else:
             requests[(need.layer, need.row_start, need.row_stop, need.source, device)] += 1
         got[need.layer].append((need.row_start, need.row_stop))
@@ -155,7 +181,9 @@ def _requirement_violations(
         producer = problem.layer_by_name[producer_name]
         a, b = required_rows(layer, producer, unit.row_start, unit.row_stop)
         if a < b and not _covers(got[producer_name], a, b):
-            bad.append(f"{at}: missing input rows [{a}, {b}) of {producer_name!r} (requires {sorted(got[producer_name])})")
+            bad.append(
+                f"{at}: missing input rows [{a}, {b}) of {producer_name!r} (requires {sorted(got[producer_name])})"
+            )
     return bad
 
 
@@ -228,7 +256,10 @@ def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan) -> Evaluation:
                 continue
             device = problem.device_by_name[program.device]
             layer = problem.layer_by_name[unit.layer]
-            duration = device.overhead_s + layer.flops_per_row * (unit.row_stop - unit.row_start) / device.flops_per_s
+            duration = (
+                device.overhead_s
+                + layer.flops_per_row * (unit.row_stop - unit.row_start) / device.flops_per_s
+            )
             start = max(free_at[p], ready)
             running[p] = True
             replay.busy_s[program.device] += duration
@@ -256,7 +287,11 @@ def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan) -> Evaluation:
         layer = problem.layer_by_name[name]
         at = _covered_at(finished[name] + replay.deliveries[name], layer.out_rows)
         if at is None:
-            return Evaluation(feasible=False, objective=None, violations=[f"output {name!r}: not every row reaches {problem.output_device!r}"])
+            return Evaluation(
+                feasible=False,
+                objective=None,
+                violations=[f"output {name!r}: not every row reaches {problem.output_device!r}"],
+            )
         latency = max(latency, at)
     metrics = {
         "latency_s": latency,

@@ -22,10 +22,31 @@ def tiny_problem(
 
     ``d0`` holds the input and receives the output.
     """
-    devices = [EdgeDevice(name=f"d{k}", flops_per_s=s, overhead_s=overhead_s) for k, s in enumerate(speeds)]
-    nodes = [NetworkNode(name=d.name, role="compute") for d in devices]
-    nodes.append(NetworkNode(name="hub", capacity_bytes_per_s=bytes_per_s if shared else None))
-    links = [NetworkLink(source=d.name, target="hub", bandwidth_bytes_per_s=bytes_per_s, latency_s=latency_s) for d in devices]
+    devices = [
+        EdgeDevice(name=f"d{k}", flops_per_s=s, overhead_s=overhead_s) for k, s in enumerate(speeds)
+    ]
+    nodes = [
+        NetworkNode(name=d.name, role="compute", capacity_bytes_per_s=None, forwards=None)
+        for d in devices
+    ]
+    nodes.append(
+        NetworkNode(
+            name="hub",
+            role="forward",
+            capacity_bytes_per_s=bytes_per_s if shared else None,
+            forwards=None,
+        )
+    )
+    links = [
+        NetworkLink(
+            source=d.name,
+            target="hub",
+            bandwidth_bytes_per_s=bytes_per_s,
+            latency_s=latency_s,
+            duplex=True,
+        )
+        for d in devices
+    ]
     return EdgeflowProblem(
         name=name,
         layers=layers,
@@ -39,7 +60,16 @@ def tiny_problem(
 def _chain() -> list[Layer]:
     return [
         Layer(name="input", out_rows=4, out_bytes=4000),
-        Layer(name="conv", inputs=["input"], work_flops=4e6, out_rows=4, out_bytes=4000, splittable=True, kernel_rows=3, pad_top_rows=1),
+        Layer(
+            name="conv",
+            inputs=["input"],
+            work_flops=4e6,
+            out_rows=4,
+            out_bytes=4000,
+            splittable=True,
+            kernel_rows=3,
+            pad_top_rows=1,
+        ),
         Layer(name="fc", inputs=["conv"], work_flops=1e6, out_rows=1, out_bytes=40),
     ]
 
@@ -56,9 +86,34 @@ def _diamond() -> list[Layer]:
 def _concat() -> list[Layer]:
     return [
         Layer(name="input", out_rows=6, out_bytes=6000),
-        Layer(name="a", inputs=["input"], work_flops=6e6, out_rows=6, out_bytes=6000, splittable=True, kernel_rows=3, pad_top_rows=1),
-        Layer(name="b", inputs=["input"], work_flops=3e6, out_rows=6, out_bytes=6000, splittable=True, kernel_rows=5, pad_top_rows=2),
-        Layer(name="concat", inputs=["a", "b"], work_flops=0.0, out_rows=6, out_bytes=12000, splittable=True),
+        Layer(
+            name="a",
+            inputs=["input"],
+            work_flops=6e6,
+            out_rows=6,
+            out_bytes=6000,
+            splittable=True,
+            kernel_rows=3,
+            pad_top_rows=1,
+        ),
+        Layer(
+            name="b",
+            inputs=["input"],
+            work_flops=3e6,
+            out_rows=6,
+            out_bytes=6000,
+            splittable=True,
+            kernel_rows=5,
+            pad_top_rows=2,
+        ),
+        Layer(
+            name="concat",
+            inputs=["a", "b"],
+            work_flops=0.0,
+            out_rows=6,
+            out_bytes=12000,
+            splittable=True,
+        ),
         Layer(name="head", inputs=["concat"], work_flops=1e6, out_rows=1, out_bytes=40),
     ]
 
@@ -73,5 +128,10 @@ def example_problems() -> list[tuple[EdgeflowProblem, float | None]]:
         (tiny_problem("chain-1dev", _chain(), [1e7]), 0.5),
         (tiny_problem("chain-2dev", _chain(), [1e7, 2e7]), None),
         (tiny_problem("diamond-2dev", _diamond(), [1e7, 1e7], bytes_per_s=1e7), None),
-        (tiny_problem("concat-3dev", _concat(), [1e7, 1e7, 2e7], bytes_per_s=1e7, latency_s=1e-4), None),
+        (
+            tiny_problem(
+                "concat-3dev", _concat(), [1e7, 1e7, 2e7], bytes_per_s=1e7, latency_s=1e-4
+            ),
+            None,
+        ),
     ]

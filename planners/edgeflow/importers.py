@@ -21,8 +21,12 @@ __all__ = ["import_paleo", "import_pipedream", "problem_from"]
 #: FLOP/s assumed for the GPU PipeDream profiled on when turning its milliseconds into work.
 PIPEDREAM_REFERENCE_FLOPS = 10e12
 
-DevicesOption = Annotated[str, typer.Option("--devices", help=f"preset ({', '.join(PRESETS)}) or cluster JSON file")]
-NameOption = Annotated[str | None, typer.Option(help="instance name (default: from the file and preset)")]
+DevicesOption = Annotated[
+    str, typer.Option("--devices", help=f"preset ({', '.join(PRESETS)}) or cluster JSON file")
+]
+NameOption = Annotated[
+    str | None, typer.Option(help="instance name (default: from the file and preset)")
+]
 
 
 def problem_from(name: str, layers: list[Layer], cluster: EdgeCluster) -> EdgeflowProblem:
@@ -41,7 +45,9 @@ def import_paleo(
     spec: Annotated[Path, typer.Argument(help="Paleo architecture spec (nets/*.json)")],
     devices: DevicesOption = "rpi4x4-wifi",
     name: NameOption = None,
-    bytes_per_element: Annotated[int, typer.Option(help="bytes per tensor element (4 = float32)")] = 4,
+    bytes_per_element: Annotated[
+        int, typer.Option(help="bytes per tensor element (4 = float32)")
+    ] = 4,
 ) -> EdgeflowProblem:
     """Build an edgeflow instance from a Paleo spec at batch 1 (splittable conv/pool/concat layers)."""
     if not 1 <= bytes_per_element <= 8:
@@ -54,9 +60,16 @@ def import_paleo(
 
 def import_pipedream(
     graph: Annotated[Path, typer.Argument(help="PipeDream profile graph.txt")],
-    minibatch: Annotated[int, typer.Option(help="images in the profiled minibatch (times and sizes are divided by it; 256 for resnet18, 128 for inception_v3)")],
+    minibatch: Annotated[
+        int,
+        typer.Option(
+            help="images in the profiled minibatch (times and sizes are divided by it; 256 for resnet18, 128 for inception_v3)"
+        ),
+    ],
     devices: DevicesOption = "rpi4x4-wifi",
-    reference_flops: Annotated[float, typer.Option(help="FLOP/s of the profiling GPU (ms -> FLOPs)")] = PIPEDREAM_REFERENCE_FLOPS,
+    reference_flops: Annotated[
+        float, typer.Option(help="FLOP/s of the profiling GPU (ms -> FLOPs)")
+    ] = PIPEDREAM_REFERENCE_FLOPS,
     name: NameOption = None,
 ) -> EdgeflowProblem:
     """Build an edgeflow instance from a PipeDream profile: whole (non-splittable) layers, measured work.
@@ -70,7 +83,10 @@ def import_pipedream(
     if not 1 <= minibatch <= 100_000:
         raise BadInput(field="--minibatch", reason=f"must be 1..100000, got {minibatch}")
     if not 1e6 <= reference_flops <= 1e18:
-        raise BadInput(field="--reference-flops", reason=f"must be between 1e6 and 1e18 FLOP/s, got {reference_flops}")
+        raise BadInput(
+            field="--reference-flops",
+            reason=f"must be between 1e6 and 1e18 FLOP/s, got {reference_flops}",
+        )
     if not graph.is_file():
         raise BadInput(field=str(graph), reason="cannot read: no such file")
     cluster = load_cluster(devices)
@@ -86,7 +102,9 @@ def import_pipedream(
     for k, layer in enumerate(names):
         is_input = not inputs[k] and profile.names[k].split(": ", 1)[-1].startswith("Input")
         if is_input:
-            layers[0] = Layer(name=layer, out_rows=1, out_bytes=profile.activation_bytes[k] / minibatch)
+            layers[0] = Layer(
+                name=layer, out_rows=1, out_bytes=profile.activation_bytes[k] / minibatch
+            )
             continue
         layers.append(
             Layer(

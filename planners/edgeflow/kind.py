@@ -30,8 +30,16 @@ EDGEFLOW = register_kind(
         precheck=memory_infeasibility,
         objective_label="inference latency (s)",
         importers=(
-            Command("paleo", import_paleo, help="Paleo architecture spec (Inception-v3, VGG-16) -> edgeflow instance"),
-            Command("pipedream", import_pipedream, help="PipeDream profile graph.txt -> edgeflow instance (whole layers)"),
+            Command(
+                "paleo",
+                import_paleo,
+                help="Paleo architecture spec (Inception-v3, VGG-16) -> edgeflow instance",
+            ),
+            Command(
+                "pipedream",
+                import_pipedream,
+                help="PipeDream profile graph.txt -> edgeflow instance (whole layers)",
+            ),
         ),
         examples=_examples,
         describe=_describe,

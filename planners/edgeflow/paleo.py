@@ -26,19 +26,25 @@ __all__ = ["read_paleo"]
 SPLITTABLE = {"Convolution", "Pooling", "AvgPool", "Concatenate"}
 
 
-def _flatten(layers: dict[str, Any], prefix: str, inherited: list[str], field: str) -> list[tuple[str, dict[str, Any], list[str]]]:
+def _flatten(
+    layers: dict[str, Any], prefix: str, inherited: list[str], field: str
+) -> list[tuple[str, dict[str, Any], list[str]]]:
     """``(full name, spec, resolved-later parent refs)`` of every non-block layer, in file order."""
     out: list[tuple[str, dict[str, Any], list[str]]] = []
     for name, spec in layers.items():
         if not isinstance(spec, dict) or "type" not in spec:
-            raise BadInput(field=f"{field}.{prefix}{name}", reason="a layer must be an object with a 'type'")
+            raise BadInput(
+                field=f"{field}.{prefix}{name}", reason="a layer must be an object with a 'type'"
+            )
         parents = list(spec.get("parents", []))
         local_names = set(layers)
         refs = [f"{prefix}{p}" if p in local_names else p for p in parents] or list(inherited)
         if spec["type"] == "Block":
             inner = spec.get("layers")
             if not isinstance(inner, dict) or "endpoint" not in spec:
-                raise BadInput(field=f"{field}.{prefix}{name}", reason="a Block needs 'layers' and 'endpoint'")
+                raise BadInput(
+                    field=f"{field}.{prefix}{name}", reason="a Block needs 'layers' and 'endpoint'"
+                )
             out.extend(_flatten(inner, f"{prefix}{name}/", refs, field))
         else:
             out.append((f"{prefix}{name}", spec, refs))
@@ -65,7 +71,9 @@ def _window(size: int, kernel: int, stride: int, padding: str, where: str) -> tu
         return out, pad_total // 2
     if padding == "VALID":
         if kernel > size:
-            raise BadInput(field=where, reason=f"kernel {kernel} larger than the input ({size} rows)")
+            raise BadInput(
+                field=where, reason=f"kernel {kernel} larger than the input ({size} rows)"
+            )
         return math.ceil((size - kernel + 1) / stride), 0
     raise BadInput(field=where, reason=f"padding must be SAME or VALID, got {padding!r}")
 
@@ -84,7 +92,9 @@ def read_paleo(path: Path, bytes_per_element: int = 4) -> tuple[str, list[Layer]
     except OSError as exc:
         raise BadInput(field=field, reason=f"cannot read: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
-        raise BadInput(field=field, reason=f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+        raise BadInput(
+            field=field, reason=f"not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("layers"), dict):
         raise BadInput(field=f"{field}.layers", reason="expected an object of layers")
     endpoints = _endpoints(data["layers"])

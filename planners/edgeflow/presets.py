@@ -34,17 +34,43 @@ GFLOP = 1e9
 OVERHEAD_S = 0.5e-3
 
 
-def _cluster(speeds: list[tuple[str, float]], hub: str, bytes_per_s: float, latency_s: float, shared: bool) -> EdgeCluster:
+def _cluster(
+    speeds: list[tuple[str, float]], hub: str, bytes_per_s: float, latency_s: float, shared: bool
+) -> EdgeCluster:
     """Devices all linked to one hub: a WLAN medium (shared) or a non-blocking switch."""
-    nodes = [NetworkNode(name=name, role="compute") for name, _ in speeds]
-    nodes.append(NetworkNode(name=hub, capacity_bytes_per_s=bytes_per_s if shared else None))
-    links = [
-        NetworkLink(source=name, target=hub, bandwidth_bytes_per_s=bytes_per_s, latency_s=latency_s)
+    nodes = [
+        NetworkNode(name=name, role="compute", capacity_bytes_per_s=None, forwards=None)
         for name, _ in speeds
     ]
-    devices = [EdgeDevice(name=name, flops_per_s=flops, overhead_s=OVERHEAD_S, memory_bytes=4e9) for name, flops in speeds]
+    nodes.append(
+        NetworkNode(
+            name=hub,
+            role="forward",
+            capacity_bytes_per_s=bytes_per_s if shared else None,
+            forwards=None,
+        )
+    )
+    links = [
+        NetworkLink(
+            source=name,
+            target=hub,
+            bandwidth_bytes_per_s=bytes_per_s,
+            latency_s=latency_s,
+            duplex=True,
+        )
+        for name, _ in speeds
+    ]
+    devices = [
+        EdgeDevice(name=name, flops_per_s=flops, overhead_s=OVERHEAD_S, memory_bytes=4e9)
+        for name, flops in speeds
+    ]
     first = speeds[0][0]
-    return EdgeCluster(devices=devices, network=Network(nodes=nodes, links=links), input_device=first, output_device=first)
+    return EdgeCluster(
+        devices=devices,
+        network=Network(nodes=nodes, links=links),
+        input_device=first,
+        output_device=first,
+    )
 
 
 def preset(name: str) -> EdgeCluster:
@@ -56,14 +82,26 @@ def preset(name: str) -> EdgeCluster:
         When no preset has that name.
     """
     if name not in PRESETS:
-        raise BadInput(field="--devices", reason=f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise BadInput(
+            field="--devices", reason=f"unknown preset {name!r}; presets: {', '.join(PRESETS)}"
+        )
     if name == "rpi4x4-wifi":
-        return _cluster([(f"pi{k}", 10 * GFLOP) for k in range(4)], "wlan", 50 * MBIT, 0.5e-3, shared=True)
+        return _cluster(
+            [(f"pi{k}", 10 * GFLOP) for k in range(4)], "wlan", 50 * MBIT, 0.5e-3, shared=True
+        )
     if name == "jetson2-rpi4-wifi":
-        speeds = [(f"pi{k}", 10 * GFLOP) for k in range(4)] + [(f"jetson{k}", 100 * GFLOP) for k in range(2)]
+        speeds = [(f"pi{k}", 10 * GFLOP) for k in range(4)] + [
+            (f"jetson{k}", 100 * GFLOP) for k in range(2)
+        ]
         return _cluster(speeds, "wlan", 100 * MBIT, 0.5e-3, shared=True)
     gflops = [10, 5, 10, 25, 50, 100, 150, 200]
-    return _cluster([(f"dev{k}", g * GFLOP) for k, g in enumerate(gflops)], "switch", 1000 * MBIT, 0.05e-3, shared=False)
+    return _cluster(
+        [(f"dev{k}", g * GFLOP) for k, g in enumerate(gflops)],
+        "switch",
+        1000 * MBIT,
+        0.05e-3,
+        shared=False,
+    )
 
 
 PRESETS: dict[str, str] = {
@@ -85,7 +123,10 @@ def load_cluster(spec: str) -> EdgeCluster:
         return preset(spec)
     path = Path(spec)
     if not path.is_file():
-        raise BadInput(field="--devices", reason=f"{spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+        raise BadInput(
+            field="--devices",
+            reason=f"{spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file",
+        )
     try:
         return EdgeCluster.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except json.JSONDecodeError as exc:

@@ -43,7 +43,9 @@ def _layout_order(builder: PlanBuilder, layer: str, devices: list[str]) -> list[
     return sorted(devices, key=lambda d: (centre.get(d, float("inf")), index[d]))
 
 
-def _split_trial(builder: PlanBuilder, layer: str, devices: list[str], ready: dict[str, float]) -> Trial | None:
+def _split_trial(
+    builder: PlanBuilder, layer: str, devices: list[str], ready: dict[str, float]
+) -> Trial | None:
     """Split ``layer`` over ``devices`` by the share LP; None when a device would get no rows."""
     problem = builder.problem
     spec = problem.layer_by_name[layer]
@@ -78,7 +80,10 @@ def _best_trial(builder: PlanBuilder, layer: str, max_split: int, lookahead: int
             if trial is not None:
                 candidates.append(trial)
                 # Refine once with the start times this split actually gets.
-                started = {u.device: u.finish_s - _duration(problem, layer, u.device, u.stop - u.start) for u in trial.units}
+                started = {
+                    u.device: u.finish_s - _duration(problem, layer, u.device, u.stop - u.start)
+                    for u in trial.units
+                }
                 refined = _split_trial(builder, layer, chosen, started)
                 if refined is not None:
                     candidates.append(refined)
@@ -92,7 +97,10 @@ def _best_trial(builder: PlanBuilder, layer: str, max_split: int, lookahead: int
         candidates.append(_follow_trial(builder, layer))  # keep the input's layout: halo rows only
     if lookahead <= 0 or len(candidates) == 1:
         return min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
-    return min(candidates, key=lambda t: (_rollout_finish(builder, t, lookahead), t.finish_s, t.bytes_moved))
+    return min(
+        candidates,
+        key=lambda t: (_rollout_finish(builder, t, lookahead), t.finish_s, t.bytes_moved),
+    )
 
 
 def _follow_trial(builder: PlanBuilder, layer: str) -> Trial:
@@ -108,8 +116,12 @@ def _follow_trial(builder: PlanBuilder, layer: str) -> Trial:
             counts = largest_remainder([u.stop - u.start for u in pieces], spec.out_rows)
             if min(counts) > 0:
                 return builder.trial(layer, parts_from_counts([u.device for u in pieces], counts))
-    holders = sorted({u.device for p in spec.inputs for u in builder.pieces[p]}) or [problem.input_device]
-    return min((builder.trial(layer, whole(problem, layer, d)) for d in holders), key=lambda t: t.finish_s)
+    holders = sorted({u.device for p in spec.inputs for u in builder.pieces[p]}) or [
+        problem.input_device
+    ]
+    return min(
+        (builder.trial(layer, whole(problem, layer, d)) for d in holders), key=lambda t: t.finish_s
+    )
 
 
 def _rollout_finish(builder: PlanBuilder, trial: Trial, lookahead: int) -> float:
@@ -133,7 +145,9 @@ def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | Non
     return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
 
 
-def progressive_plan(problem: EdgeflowProblem, max_split: int, lookahead: int = 0) -> tuple[EdgeflowPlan, float]:
+def progressive_plan(
+    problem: EdgeflowProblem, max_split: int, lookahead: int = 0
+) -> tuple[EdgeflowPlan, float]:
     """One progressive pass splitting layers over at most ``max_split`` devices.
 
     With ``lookahead > 0`` each candidate is scored by the estimated finish of
@@ -158,7 +172,9 @@ def progressive_plan(problem: EdgeflowProblem, max_split: int, lookahead: int = 
     kind="edgeflow",
     role=Role.HEURISTIC,
     auto_rank=0,
-    extra_options={"lookahead": f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)"},
+    extra_options={
+        "lookahead": f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)"
+    },
     description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, branch concurrency)",
 )
 def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:

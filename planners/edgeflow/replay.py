@@ -27,7 +27,9 @@ def plan_latency(problem: EdgeflowProblem, plan: EdgeflowPlan) -> float:
     idle_from = [0.0] * len(programs)
     arrived: dict[tuple[str, int, int, str, str], float] = {}
     busy_until: dict[str, float] = {}
-    output_pieces: dict[str, list[tuple[float, int, int]]] = {name: [] for name in problem.output_layers}
+    output_pieces: dict[str, list[tuple[float, int, int]]] = {
+        name: [] for name in problem.output_layers
+    }
 
     def finish_of(index: int) -> float | None:
         program = programs[index]
@@ -42,7 +44,11 @@ def plan_latency(problem: EdgeflowProblem, plan: EdgeflowPlan) -> float:
         device = problem.device_by_name[program.device]
         layer = problem.layer_by_name[unit.layer]
         rows = unit.row_stop - unit.row_start
-        return start + device.overhead_s + layer.work_flops * rows / layer.out_rows / device.flops_per_s
+        return (
+            start
+            + device.overhead_s
+            + layer.work_flops * rows / layer.out_rows / device.flops_per_s
+        )
 
     while True:
         best: tuple[float, int] | None = None
@@ -68,7 +74,9 @@ def plan_latency(problem: EdgeflowProblem, plan: EdgeflowPlan) -> float:
                 route = problem.network.route(program.device, entry.target)
                 assert route is not None
                 begin = max([now, *(busy_until.get(r, 0.0) for r in route.resources)])
-                busy_until.update(dict.fromkeys(route.resources, begin + size / route.bottleneck_bytes_per_s))
+                busy_until.update(
+                    dict.fromkeys(route.resources, begin + size / route.bottleneck_bytes_per_s)
+                )
                 when = begin + size / route.bottleneck_bytes_per_s + route.latency_s
             key = (unit.layer, entry.row_start, entry.row_stop, program.device, entry.target)
             arrived.setdefault(key, when)
@@ -78,20 +86,21 @@ def plan_latency(problem: EdgeflowProblem, plan: EdgeflowPlan) -> float:
         raise ValueError("plan deadlocks: a unit waits for rows nobody sends")
     latency = 0.0
     for name, pieces in output_pieces.items():
-        rows = problem.layer_by_name[name].out_rows
-        reached, complete_at = 0, None
-        for when, start, stop in sorted(pieces, key=lambda piece: (piece[0], piece[1])):
-            # Rows arrive piecewise; the output is complete when [0, rows) is covered.
-            covered = sorted((s, e) for t, s, e in pieces if t <= when)
-            reached = 0
-            for s, e in covered:
-                if s > reached:
-                    break
-                reached = max(reached, e)
-            if reached >= rows:
-                complete_at = when
-                break
+        complete_at = _complete_at(pieces, problem.layer_by_name[name].out_rows)
         if complete_at is None:
             raise ValueError(f"output {name!r} never fully reaches the output device")
         latency = max(latency, complete_at)
     return latency
+
+
+def _complete_at(pieces: list[tuple[float, int, int]], rows: int) -> float | None:
+    """First time at which the pieces ``(time, start, stop)`` that have arrived cover ``[0, rows)``."""
+    for when in sorted({piece[0] for piece in pieces}):
+        reached = 0
+        for start, stop in sorted((s, e) for t, s, e in pieces if t <= when):
+            if start > reached:
+                break
+            reached = max(reached, stop)
+        if reached >= rows:
+            return when
+    return None

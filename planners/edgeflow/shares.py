@@ -8,7 +8,9 @@ from collections.abc import Sequence
 __all__ = ["largest_remainder", "water_fill"]
 
 
-def water_fill(ready_s: Sequence[float], seconds_per_row: Sequence[float], rows: int) -> list[float]:
+def water_fill(
+    ready_s: Sequence[float], seconds_per_row: Sequence[float], rows: int
+) -> list[float]:
     """Fractional rows per device minimising the layer's finish time.
 
     Solves the LP ``min T`` s.t. ``T >= ready_d + seconds_per_row_d * x_d``,

@@ -16,7 +16,16 @@ from distplan.planners.edgeflow.examples import tiny_problem
 def _chain_layers() -> list[Layer]:
     return [
         Layer(name="input", out_rows=4, out_bytes=400),
-        Layer(name="conv", inputs=["input"], work_flops=1e6, out_rows=4, out_bytes=400, splittable=True, kernel_rows=3, pad_top_rows=1),
+        Layer(
+            name="conv",
+            inputs=["input"],
+            work_flops=1e6,
+            out_rows=4,
+            out_bytes=400,
+            splittable=True,
+            kernel_rows=3,
+            pad_top_rows=1,
+        ),
     ]
 
 
@@ -101,7 +110,16 @@ def test_input_tensor_has_no_work() -> None:
 def test_receptive_field_rows(kernel, stride, pad, rows, producer_rows, expected) -> None:
     """Output rows need exactly the input rows their windows touch, clipped to the input."""
     producer = Layer(name="p", out_rows=producer_rows, out_bytes=1.0)
-    layer = Layer(name="c", inputs=["p"], work_flops=1.0, out_rows=8, splittable=True, kernel_rows=kernel, stride_rows=stride, pad_top_rows=pad)
+    layer = Layer(
+        name="c",
+        inputs=["p"],
+        work_flops=1.0,
+        out_rows=8,
+        splittable=True,
+        kernel_rows=kernel,
+        stride_rows=stride,
+        pad_top_rows=pad,
+    )
     assert required_rows(layer, producer, *rows) == expected
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from distplan.models.edgeflow import DeviceProgram, EdgeflowPlan, ExecutionUnit, ForwardEntry, InputRequirement
+from distplan.models.edgeflow import (
+    DeviceProgram,
+    EdgeflowPlan,
+    ExecutionUnit,
+    ForwardEntry,
+    InputRequirement,
+)
 
 
 def unit(layer: str, start: int, stop: int, needs=(), sends=()) -> ExecutionUnit:
@@ -11,7 +17,9 @@ def unit(layer: str, start: int, stop: int, needs=(), sends=()) -> ExecutionUnit
         layer=layer,
         row_start=start,
         row_stop=stop,
-        inputs=[InputRequirement(layer=n, row_start=a, row_stop=b, source=s) for n, a, b, s in needs],
+        inputs=[
+            InputRequirement(layer=n, row_start=a, row_stop=b, source=s) for n, a, b, s in needs
+        ],
         forward=[ForwardEntry(row_start=a, row_stop=b, target=t) for a, b, t in sends],
     )
 

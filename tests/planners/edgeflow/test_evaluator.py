@@ -19,7 +19,16 @@ def _with(problem, **changes):
 def _chain(**kwargs):
     layers = [
         Layer(name="input", out_rows=4, out_bytes=4000),
-        Layer(name="conv", inputs=["input"], work_flops=4e6, out_rows=4, out_bytes=4000, splittable=True, kernel_rows=3, pad_top_rows=1),
+        Layer(
+            name="conv",
+            inputs=["input"],
+            work_flops=4e6,
+            out_rows=4,
+            out_bytes=4000,
+            splittable=True,
+            kernel_rows=3,
+            pad_top_rows=1,
+        ),
         Layer(name="fc", inputs=["conv"], work_flops=1e6, out_rows=1, out_bytes=40),
     ]
     return tiny_problem("chain", layers, [1e7, 1e7], **kwargs)
@@ -81,8 +90,12 @@ def test_diamond_branches_run_concurrently() -> None:
 def _concat(shared: bool):
     layers = [
         Layer(name="input", out_rows=2, out_bytes=2000),
-        Layer(name="a", inputs=["input"], work_flops=1e6, out_rows=2, out_bytes=2000, splittable=True),
-        Layer(name="b", inputs=["input"], work_flops=1e6, out_rows=2, out_bytes=2000, splittable=True),
+        Layer(
+            name="a", inputs=["input"], work_flops=1e6, out_rows=2, out_bytes=2000, splittable=True
+        ),
+        Layer(
+            name="b", inputs=["input"], work_flops=1e6, out_rows=2, out_bytes=2000, splittable=True
+        ),
         Layer(name="concat", inputs=["a", "b"], out_rows=2, out_bytes=4000, splittable=True),
     ]
     return tiny_problem("concat", layers, [1e7, 1e7, 1e7], bytes_per_s=1e6, shared=shared)
@@ -143,11 +156,25 @@ def test_uncovered_rows_partial_whole_layer_and_broken_pins_are_rejected() -> No
     assert any("rows not covered" in v and "'conv'" in v for v in violations)
     assert any("missing input rows [0, 4) of 'conv'" in v for v in violations)
     assert any("pinned to 'd1'" in v for v in violations)
-    partial = plan(d0=[unit("input", 0, 4), unit("conv", 0, 4, needs=[("input", 0, 4, "d0")]), unit("fc", 0, 1, needs=[("conv", 0, 4, "d0")])])
+    partial = plan(
+        d0=[
+            unit("input", 0, 4),
+            unit("conv", 0, 4, needs=[("input", 0, 4, "d0")]),
+            unit("fc", 0, 1, needs=[("conv", 0, 4, "d0")]),
+        ]
+    )
     assert simulate(_chain(), partial).feasible
     whole_only = Layer(name="fc", inputs=["conv"], work_flops=1e6, out_rows=2, out_bytes=40)
-    problem2 = _with(_chain(), layers=[layer.model_dump() for layer in [*_chain().layers[:2], whole_only]])
-    split_fc = plan(d0=[unit("input", 0, 4), unit("conv", 0, 4, needs=[("input", 0, 4, "d0")]), unit("fc", 0, 1, needs=[("conv", 0, 4, "d0")])])
+    problem2 = _with(
+        _chain(), layers=[layer.model_dump() for layer in [*_chain().layers[:2], whole_only]]
+    )
+    split_fc = plan(
+        d0=[
+            unit("input", 0, 4),
+            unit("conv", 0, 4, needs=[("input", 0, 4, "d0")]),
+            unit("fc", 0, 1, needs=[("conv", 0, 4, "d0")]),
+        ]
+    )
     assert any("not splittable" in v for v in simulate(problem2, split_fc).violations)
 
 
@@ -175,7 +202,11 @@ def test_deadlock_is_reported() -> None:
     ]
     problem = tiny_problem("dl", layers, [1e7, 1e7])
     bad = plan(
-        d0=[unit("input", 0, 1), unit("c", 0, 1, needs=[("b", 0, 1, "d1")]), unit("a", 0, 1, needs=[("input", 0, 1, "d0")], sends=[(0, 1, "d1")])],
+        d0=[
+            unit("input", 0, 1),
+            unit("c", 0, 1, needs=[("b", 0, 1, "d1")]),
+            unit("a", 0, 1, needs=[("input", 0, 1, "d0")], sends=[(0, 1, "d1")]),
+        ],
         d1=[unit("b", 0, 1, needs=[("a", 0, 1, "d0")], sends=[(0, 1, "d0")])],
     )
     evaluation = simulate(problem, bad)
@@ -192,7 +223,10 @@ def test_memory_and_undelivered_output_are_rejected() -> None:
     problem = tiny_problem("mem", layers, [1e7, 1e7])
     devices = problem.model_dump()["devices"]
     devices[1]["memory_bytes"] = 1e9
-    bad = plan(d0=[unit("input", 0, 1, sends=[(0, 1, "d1")])], d1=[unit("fc", 0, 1, needs=[("input", 0, 1, "d0")])])
+    bad = plan(
+        d0=[unit("input", 0, 1, sends=[(0, 1, "d1")])],
+        d1=[unit("fc", 0, 1, needs=[("input", 0, 1, "d0")])],
+    )
     violations = simulate(_with(problem, devices=devices), bad).violations
     assert any("weights need" in v for v in violations)
     undelivered = simulate(problem, bad)

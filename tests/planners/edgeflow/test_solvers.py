@@ -27,10 +27,23 @@ def _vgg_like() -> EdgeflowProblem:
     layers = [Layer(name="input", out_rows=32, out_bytes=32 * 32 * 3 * 4)]
     previous, rows = "input", 32
     for k, channels in enumerate([16, 16, 32]):
-        layers.append(Layer(name=f"conv{k}", inputs=[previous], work_flops=2 * 9 * channels * channels * rows * 32, out_rows=rows, out_bytes=rows * 32 * channels * 4, splittable=True, kernel_rows=3, pad_top_rows=1))
+        layers.append(
+            Layer(
+                name=f"conv{k}",
+                inputs=[previous],
+                work_flops=2 * 9 * channels * channels * rows * 32,
+                out_rows=rows,
+                out_bytes=rows * 32 * channels * 4,
+                splittable=True,
+                kernel_rows=3,
+                pad_top_rows=1,
+            )
+        )
         previous = f"conv{k}"
     layers.append(Layer(name="fc", inputs=[previous], work_flops=2e6, out_bytes=40))
-    return tiny_problem("vgg-like", layers, [1e8, 1e8, 2e8], bytes_per_s=2e6, latency_s=1e-4, overhead_s=1e-4)
+    return tiny_problem(
+        "vgg-like", layers, [1e8, 1e8, 2e8], bytes_per_s=2e6, latency_s=1e-4, overhead_s=1e-4
+    )
 
 
 PROBLEMS = [*EXAMPLES, _vgg_like()]
@@ -38,7 +51,9 @@ PROBLEMS = [*EXAMPLES, _vgg_like()]
 
 @pytest.fixture(scope="module")
 def results():
-    return {(p.name, s): distplan.solve(p, s, time_limit=20, seed=0) for p in PROBLEMS for s in SOLVERS}
+    return {
+        (p.name, s): distplan.solve(p, s, time_limit=20, seed=0) for p in PROBLEMS for s in SOLVERS
+    }
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -66,25 +81,40 @@ def test_ours_is_no_worse_than_any_baseline(results, problem) -> None:
 def test_exact_whole_layer_is_no_worse_than_whole_layer_heuristics(results, problem) -> None:
     """Where CP-SAT proves its whole-layer optimum on uncoarsened layers, no whole-layer heuristic beats it."""
     exact = results[(problem.name, "cpsat-whole-layer")]
-    if not exact.metrics.get("whole_layer_optimal") or exact.metrics["groups"] < len(problem.layers):
-        pytest.fail("CP-SAT should prove the whole-layer optimum of these small uncoarsened instances")
+    if not exact.metrics.get("whole_layer_optimal") or exact.metrics["groups"] < len(
+        problem.layers
+    ):
+        pytest.fail(
+            "CP-SAT should prove the whole-layer optimum of these small uncoarsened instances"
+        )
     for heuristic in WHOLE_LAYER:
-        assert exact.objective <= results[(problem.name, heuristic)].objective * (1 + 1e-6), heuristic
+        assert exact.objective <= results[(problem.name, heuristic)].objective * (1 + 1e-6), (
+            heuristic
+        )
 
 
 def test_split_beats_whole_layers_on_a_compute_bound_chain(results) -> None:
     """On the VGG-like chain, splitting rows gives a lower latency than the best whole-layer plan."""
-    assert results[("vgg-like", "edgeflow")].objective < results[("vgg-like", "cpsat-whole-layer")].objective
+    assert (
+        results[("vgg-like", "edgeflow")].objective
+        < results[("vgg-like", "cpsat-whole-layer")].objective
+    )
 
 
 def test_builder_derives_halo_requirements_and_forwarding() -> None:
     """Rows [2,4) of a 3x3 SAME conv on d1 require input rows [1,4) from d0, which forwards exactly them."""
     problem = EXAMPLES[1]  # chain on two devices
-    parts = {"input": [Part("d0", 0, 4)], "conv": [Part("d0", 0, 2), Part("d1", 2, 4)], "fc": [Part("d0", 0, 1)]}
+    parts = {
+        "input": [Part("d0", 0, 4)],
+        "conv": [Part("d0", 0, 2), Part("d1", 2, 4)],
+        "fc": [Part("d0", 0, 1)],
+    }
     plan, _ = build_plan(problem, parts)
     d0, d1 = plan.programs
     conv_on_d1 = d1.units[0]
-    assert [(r.layer, r.row_start, r.row_stop, r.source) for r in conv_on_d1.inputs] == [("input", 1, 4, "d0")]
+    assert [(r.layer, r.row_start, r.row_stop, r.source) for r in conv_on_d1.inputs] == [
+        ("input", 1, 4, "d0")
+    ]
     assert [(f.row_start, f.row_stop, f.target) for f in d0.units[0].forward] == [(1, 4, "d1")]
     assert [(f.row_start, f.row_stop, f.target) for f in conv_on_d1.forward] == [(2, 4, "d0")]
     assert simulate(problem, plan).feasible
@@ -100,6 +130,8 @@ def test_same_seed_same_plan_across_hash_seeds() -> None:
     outputs = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        completed = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
         outputs.add(completed.stdout)
     assert len(outputs) == 1
