@@ -95,7 +95,11 @@ def load_instance(path: str | Path) -> ProblemBase:
     pydantic.ValidationError
         When the JSON is not a valid instance.
     """
-    return parse_instance(read_json(path))
+    data = read_json(path)
+    try:
+        return parse_instance(data)
+    except BadInput as exc:
+        raise BadInput(f"{path}: {exc.field}", exc.reason) from exc
 
 
 def problem_schema(kind: str) -> dict[str, Any]:

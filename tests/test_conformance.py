@@ -78,7 +78,14 @@ def test_example_plan_is_accepted_and_deterministic(kind: str, index: int, solve
         assert math.isclose(result.objective, example.optimum, rel_tol=1e-6, abs_tol=1e-9)
 
 
-@pytest.mark.parametrize(("kind", "index", "solver"), [c for c in _example_cases() if next(s for s in solvers(c.values[0]) if s.name == c.values[2]).exact])
+@pytest.mark.parametrize(
+    ("kind", "index", "solver"),
+    [
+        c
+        for c in _example_cases()
+        if next(s for s in solvers(c.values[0]) if s.name == c.values[2]).exact
+    ],
+)
 def test_exact_is_never_worse_than_any_other_solver(kind: str, index: int, solver: str) -> None:
     """An exact solver that proves optimality is at least as good as every other solver's plan."""
     result = _solve(kind, index, solver)
@@ -105,14 +112,29 @@ def _sweep_cases():
     for path in INSTANCE_FILES:
         for spec in solvers(path.parent.name):
             if spec.available:
-                yield pytest.param(path, spec.name, id=f"{path.parent.name}-{path.stem}-{spec.name}", marks=pytest.mark.slow)
+                yield pytest.param(
+                    path,
+                    spec.name,
+                    id=f"{path.parent.name}-{path.stem}-{spec.name}",
+                    marks=pytest.mark.slow,
+                )
 
 
 @pytest.mark.parametrize(("path", "solver"), list(_sweep_cases()))
 def test_cli_solves_every_shipped_instance_without_traceback(path: Path, solver: str) -> None:
     """`distplan solve` with --time-limit 2 ends with a result (exit 0 or 3), never a traceback."""
     completed = subprocess.run(
-        [sys.executable, str(REPO / "cli.py"), "solve", str(path), "--solver", solver, "--time-limit", str(SWEEP_TIME_LIMIT_S), "--json"],
+        [
+            sys.executable,
+            str(REPO / "cli.py"),
+            "solve",
+            str(path),
+            "--solver",
+            solver,
+            "--time-limit",
+            str(SWEEP_TIME_LIMIT_S),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=False,

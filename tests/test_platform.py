@@ -24,7 +24,9 @@ def _toy_package() -> ModuleType:
     """Import tests/toykind as the package ``toykind`` (tests are not a package)."""
     if "toykind" in sys.modules:
         return sys.modules["toykind"]
-    spec = importlib.util.spec_from_file_location("toykind", TOY / "__init__.py", submodule_search_locations=[str(TOY)])
+    spec = importlib.util.spec_from_file_location(
+        "toykind", TOY / "__init__.py", submodule_search_locations=[str(TOY)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["toykind"] = module
@@ -58,13 +60,19 @@ def test_toy_kind_from_one_folder_solves_through_the_api(toy_kind) -> None:
 def test_toy_kind_round_trips_through_the_cli(toy_kind, tmp_path: Path, capsys) -> None:
     """generate -> solve --out -> evaluate -> schema, all from the registration; cli.py names no kind."""
     instance, result_file = tmp_path / "toy.json", tmp_path / "result.json"
-    assert run(["generate", "toyknap", "--items", "5", "--capacity", "7", "--out", str(instance)]) == 0
+    assert (
+        run(["generate", "toyknap", "--items", "5", "--capacity", "7", "--out", str(instance)]) == 0
+    )
     assert load_instance(instance).kind == "toyknap"
     assert run(["solve", str(instance), "--out", str(result_file)]) == 0
     assert json.loads(result_file.read_text())["objective"] == 7.0
     capsys.readouterr()
     assert run(["evaluate", str(instance), str(result_file)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"feasible": True, "objective": 7.0, "violations": []}
+    assert json.loads(capsys.readouterr().out) == {
+        "feasible": True,
+        "objective": 7.0,
+        "violations": [],
+    }
     assert run(["schema", "toyknap"]) == 0
     assert "capacity" in json.loads(capsys.readouterr().out)["properties"]
     assert run(["generate", "toyknap", "--items", "99"]) == 2
@@ -95,3 +103,30 @@ def test_every_kind_registers_models_examples_and_a_describe() -> None:
         assert solvers(name), name
         for example in kind.examples():
             assert isinstance(example.problem, kind.problem_type)
+
+
+def test_plans_do_not_depend_on_pythonhashseed(tmp_path: Path) -> None:
+    """The default solver's plan and the evaluator's figures are the same under two hash seeds."""
+    import os
+    import subprocess
+
+    cli = Path(distplan.__file__).with_name("cli.py")
+    for name in kinds():
+        problem = problem_kind(name).examples()[0].problem  # type: ignore[misc]
+        instance = tmp_path / f"{name}.json"
+        instance.write_text(problem.model_dump_json())
+        outputs = []
+        for hash_seed in ("1", "2"):
+            env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+            completed = subprocess.run(
+                [sys.executable, str(cli), "solve", str(instance), "--json", "--time-limit", "20"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+                timeout=120,
+            )
+            assert completed.returncode == 0, completed.stderr[-1000:]
+            result = json.loads(completed.stdout)
+            outputs.append((result["plan"], result["objective"], result["evaluator_objective"]))
+        assert outputs[0] == outputs[1], name

@@ -36,11 +36,22 @@ class ToyPlan(PlanBase):
 
 def toy_evaluate(problem: Toy, plan: ToyPlan) -> Evaluation:
     ok = plan.stages >= problem.floor
-    return Evaluation(feasible=ok, objective=float(plan.stages), violations=[] if ok else ["below floor"])
+    return Evaluation(
+        feasible=ok, objective=float(plan.stages), violations=[] if ok else ["below floor"]
+    )
 
 
 def _register() -> None:
-    register_kind(ProblemKind(name="toy", problem_type=Toy, plan_type=ToyPlan, sense="min", evaluate=toy_evaluate, bound=lambda p: p.floor))
+    register_kind(
+        ProblemKind(
+            name="toy",
+            problem_type=Toy,
+            plan_type=ToyPlan,
+            sense="min",
+            evaluate=toy_evaluate,
+            bound=lambda p: p.floor,
+        )
+    )
 
     @register_solver("toy_exact", kind="toy", role=Role.EXACT, auto_rank=1)
     def toy_exact(problem: Toy, options) -> SolverOutput:
@@ -48,7 +59,13 @@ def _register() -> None:
         n = int(problem.floor)
         return SolverOutput(SolveStatus.OPTIMAL, ToyPlan(stages=n), float(n), float(n))
 
-    @register_solver("toy_heuristic", kind="toy", role=Role.HEURISTIC, auto_rank=0, extra_options={"extra": "stages added"})
+    @register_solver(
+        "toy_heuristic",
+        kind="toy",
+        role=Role.HEURISTIC,
+        auto_rank=0,
+        extra_options={"extra": "stages added"},
+    )
     def toy_heuristic(problem: Toy, options) -> SolverOutput:
         """Returns floor + 1 + seed + option extra stages."""
         n = int(problem.floor) + 1 + options.seed + options.option("extra", 0)
@@ -97,7 +114,9 @@ def test_auto_picks_lowest_rank() -> None:
 
 def test_unknown_solver_lists_valid_names() -> None:
     """An unknown name raises BadInput naming the field and listing the valid ones."""
-    with pytest.raises(BadInput, match="solver: unknown solver 'nope'.*valid solvers: auto, toy_exact"):
+    with pytest.raises(
+        BadInput, match="solver: unknown solver 'nope'.*valid solvers: auto, toy_exact"
+    ):
         solve(Toy(), "nope")
 
 
@@ -137,7 +156,9 @@ def test_evaluator_objective_wins_and_contradicting_bound_is_dropped() -> None:
     """The evaluator's objective is reported; a solver bound the plan beats is dropped, not raised."""
     result = solve(Toy(floor=1), "toy_boaster")
     assert result.status is SolveStatus.FEASIBLE and result.objective == 3.0
-    assert result.metrics["objective_mismatch"] is True and result.metrics["solver_objective"] == 1.0
+    assert (
+        result.metrics["objective_mismatch"] is True and result.metrics["solver_objective"] == 1.0
+    )
     assert result.bound == 1.0  # the closed-form bound survives; the solver's 8.0 does not
     assert "contradicts" in result.metrics["dropped_bound"][0]
 
@@ -169,7 +190,16 @@ def test_unknown_option_is_rejected_naming_valid_ones() -> None:
 
 @pytest.mark.parametrize(
     ("argument", "value"),
-    [("time_limit", 0), ("time_limit", -1.0), ("time_limit", math.nan), ("seed", -1), ("seed", 2**40), ("seed", 1.5), ("threads", 0), ("threads", 10**6)],
+    [
+        ("time_limit", 0),
+        ("time_limit", -1.0),
+        ("time_limit", math.nan),
+        ("seed", -1),
+        ("seed", 2**40),
+        ("seed", 1.5),
+        ("threads", 0),
+        ("threads", 10**6),
+    ],
 )
 def test_arguments_out_of_range_name_the_field(argument: str, value: object) -> None:
     """time_limit, seed and threads out of range are BadInput naming the argument."""

@@ -22,7 +22,12 @@ def generate(
     """Items i = 1..n with value i and weight i."""
     if not 1 <= items <= 12:
         raise BadInput("--items", f"must be from 1 to 12, got {items}")
-    return ToyProblem(name=f"toy-{items}", values=[float(i) for i in range(1, items + 1)], weights=[float(i) for i in range(1, items + 1)], capacity=capacity)
+    return ToyProblem(
+        name=f"toy-{items}",
+        values=[float(i) for i in range(1, items + 1)],
+        weights=[float(i) for i in range(1, items + 1)],
+        capacity=capacity,
+    )
 
 
 def register() -> None:
