@@ -29,7 +29,7 @@ from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .builder import Part, PlanBuilder, build_plan, parts_from_counts, whole
+from .builder import Part, PlanBuilder, build_plan, memory_overflow, parts_from_counts, whole
 from .replay import plan_latency
 from .shares import largest_remainder
 
@@ -58,15 +58,15 @@ def _pinned_or(problem: EdgeflowProblem, layer: str, device: str) -> list[Part]:
 
 
 def _best(problem: EdgeflowProblem, assignments: list[Assignment]) -> tuple[EdgeflowPlan, float]:
-    """The assignment whose plan has the lowest latency (first on ties)."""
-    best: tuple[EdgeflowPlan, float] | None = None
+    """The assignment whose plan fits memory with the lowest latency (first on ties)."""
+    best: tuple[bool, float, EdgeflowPlan] | None = None
     for parts in assignments:
         plan, _ = build_plan(problem, parts)
-        latency = plan_latency(problem, plan)
-        if best is None or latency < best[1]:
-            best = (plan, latency)
+        key = (memory_overflow(problem, plan) is not None, plan_latency(problem, plan))
+        if best is None or key < best[:2]:
+            best = (*key, plan)
     assert best is not None
-    return best
+    return best[2], best[1]
 
 
 def single_device_parts(problem: EdgeflowProblem, device: str) -> Assignment:
@@ -158,6 +158,9 @@ def heft_plan(problem: EdgeflowProblem) -> tuple[EdgeflowPlan, float]:
 
 
 def _output(problem: EdgeflowProblem, plan: EdgeflowPlan) -> SolverOutput:
+    overflow = memory_overflow(problem, plan)
+    if overflow is not None:  # the baselines ignore memory, as their authors' systems do
+        return SolverOutput(SolveStatus.NO_SOLUTION, metrics={"reason": overflow})
     return SolverOutput(SolveStatus.FEASIBLE, plan=plan, objective=plan_latency(problem, plan))
 
 

@@ -85,6 +85,7 @@ class PlanBuilder:
         self.programs: dict[str, list[_Unit]] = {d.name: [] for d in problem.devices}
         self.bytes_moved = 0.0
         self.routes: dict[tuple[str, str], tuple[tuple[str, ...], float, float]] = {}
+        self.weights: dict[str, dict[str, float]] = {}  # device -> layer -> weight bytes held
 
     def _route(self, source: str, target: str) -> tuple[tuple[str, ...], float, float]:
         """Resources, bottleneck bytes/s and latency (seconds) of the route ``source -> target``."""
@@ -120,6 +121,20 @@ class PlanBuilder:
             out.append((chosen, position, stop))
             position = stop
         return out
+
+    def fits(self, layer_name: str, devices: list[str]) -> bool:
+        """Whether ``devices`` can also hold the weights of ``layer_name`` (bytes)."""
+        weight = self.problem.layer_by_name[layer_name].weight_bytes
+        for device in devices:
+            memory = self.problem.device_by_name[device].memory_bytes
+            held = self.weights.get(device, {})
+            if (
+                memory is not None
+                and layer_name not in held
+                and sum(held.values()) + weight > memory
+            ):
+                return False
+        return True
 
     def trial(self, layer_name: str, parts: list[Part]) -> Trial:
         """Estimate placing ``layer_name`` as ``parts`` without committing it."""
@@ -185,6 +200,9 @@ class PlanBuilder:
         self.sent.update(trial.sent)
         self.bytes_moved += trial.bytes_moved
         self.pieces[trial.layer] = trial.units
+        weight = self.problem.layer_by_name[trial.layer].weight_bytes
+        for unit in trial.units:
+            self.weights.setdefault(unit.device, {})[trial.layer] = weight
         if record:
             for source, entry in trial.new_forwards:
                 source.forward.append(entry)
@@ -202,6 +220,7 @@ class PlanBuilder:
         copy.programs = {}
         copy.bytes_moved = self.bytes_moved
         copy.routes = self.routes
+        copy.weights = {device: dict(held) for device, held in self.weights.items()}
         return copy
 
     def place(self, layer_name: str, parts: list[Part]) -> float:
@@ -271,6 +290,17 @@ def build_plan(
         builder.place(name, parts_of_layer[name])
     latency = builder.deliver_outputs()
     return builder.plan(), latency
+
+
+def memory_overflow(problem: EdgeflowProblem, plan: EdgeflowPlan) -> str | None:
+    """Why ``plan`` does not fit the devices' memory (weights of every layer a device computes), or None."""
+    for program in plan.programs:
+        memory = problem.device_by_name[program.device].memory_bytes
+        layers = {unit.layer for unit in program.units}
+        need = sum(problem.layer_by_name[name].weight_bytes for name in layers)
+        if memory is not None and need > memory:
+            return f"the plan needs {need:.6g} bytes of weights on {program.device!r}, which holds {memory:.6g}"
+    return None
 
 
 def parts_from_counts(devices: list[str], counts: list[int]) -> list[Part]:

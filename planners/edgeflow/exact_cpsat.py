@@ -15,6 +15,7 @@ Model (ours; the paper's formulation is not available to us)
   shared medium): one no-overlap per resource. (The plan sends ``u``'s rows to
   ``b`` once; the model sends them once per consumer there, an over-estimate.)
   Outputs are sent to ``output_device`` likewise.
+* Memory: the weights of the groups on a device fit its memory.
 * Objective: the time the last output is on ``output_device``; integer ticks of
   one microsecond.
 
@@ -101,6 +102,15 @@ def solve_cpsat_whole_layer(problem: EdgeflowProblem, options: SolveOptions) -> 
         on.append(choice)
     for intervals in runs.values():
         model.add_no_overlap(intervals)
+    for d in devices:
+        memory = problem.device_by_name[d].memory_bytes
+        if memory is not None:
+            weights = [
+                (sum(problem.layer_by_name[n].weight_bytes for n in groups[g]), on[g][d])
+                for g in range(len(groups))
+                if d in on[g]
+            ]
+            model.add(sum(int(math.ceil(w)) * v for w, v in weights) <= int(memory))
 
     # Transfers: per group and ordered device pair, one optional interval on every route resource.
     readers: list[list[int]] = []

@@ -21,7 +21,7 @@ from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .builder import PlanBuilder, Trial, parts_from_counts, whole
+from .builder import PlanBuilder, Trial, memory_overflow, parts_from_counts, whole
 from .replay import plan_latency
 from .shares import largest_remainder, water_fill
 
@@ -95,6 +95,8 @@ def _best_trial(builder: PlanBuilder, layer: str, max_split: int, lookahead: int
                     candidates.append(even)
     if spec.splittable and spec.inputs:
         candidates.append(_follow_trial(builder, layer))  # keep the input's layout: halo rows only
+    fitting = [t for t in candidates if builder.fits(layer, [u.device for u in t.units])]
+    candidates = fitting or candidates  # none fits: keep going; the plan is rejected below
     if lookahead <= 0 or len(candidates) == 1:
         return min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
     return min(
@@ -192,6 +194,12 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
         if best is None or latency < best[0]:
             best = (latency, (max_split, depth), plan)
     assert best is not None
+    overflow = memory_overflow(problem, best[2])
+    if overflow is not None:
+        return SolverOutput(
+            SolveStatus.NO_SOLUTION,
+            metrics={"reason": f"no plan found that fits memory: {overflow}"},
+        )
     status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
     metrics = {"max_split": best[1][0], "lookahead": best[1][1]}
     return SolverOutput(status, plan=best[2], objective=best[0], metrics=metrics)
