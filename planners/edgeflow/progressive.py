@@ -17,6 +17,8 @@ the lowest estimated latency is kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
@@ -148,8 +150,11 @@ def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | Non
 
 
 def progressive_plan(
-    problem: EdgeflowProblem, max_split: int, lookahead: int = 0
-) -> tuple[EdgeflowPlan, float]:
+    problem: EdgeflowProblem,
+    max_split: int,
+    lookahead: int = 0,
+    expired: Callable[[], bool] | None = None,
+) -> tuple[EdgeflowPlan, float] | None:
     """One progressive pass splitting layers over at most ``max_split`` devices.
 
     With ``lookahead > 0`` each candidate is scored by the estimated finish of
@@ -158,12 +163,15 @@ def progressive_plan(
 
     Returns
     -------
-    tuple
+    tuple or None
         The executable plan and its estimated latency in seconds (the builder's
-        estimate, not the simulator's).
+        estimate, not the simulator's); None when ``expired()`` turned true
+        between two layers.
     """
     builder = PlanBuilder(problem)
     for layer in problem.topological_names:
+        if expired is not None and expired():
+            return None
         builder.commit(_best_trial(builder, layer, max_split, lookahead))
     latency = builder.deliver_outputs()
     return builder.plan(), latency
@@ -184,12 +192,16 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
     devices = len(problem.devices)
     lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
     full = len(problem.layers)
-    passes = [(devices, 0), (devices, lookahead), (1, full), *((k, 0) for k in range(1, devices))]
+    # Cheap passes first: a time limit cuts the expensive roll-outs, never the plain pass.
+    passes = [(devices, 0), *((k, 0) for k in range(1, devices)), (devices, lookahead), (1, full)]
     best: tuple[float, tuple[int, int], EdgeflowPlan] | None = None
     for max_split, depth in passes:
-        if best is not None and options.expired():
+        built = progressive_plan(
+            problem, max_split, depth, options.expired if best is not None else None
+        )
+        if built is None:
             break
-        plan, _ = progressive_plan(problem, max_split, depth)
+        plan = built[0]
         latency = plan_latency(problem, plan)
         if best is None or latency < best[0]:
             best = (latency, (max_split, depth), plan)

@@ -163,3 +163,19 @@ def test_solvers_respect_device_memory() -> None:
         else:
             assert "bytes of weights" in (result.reason or ""), solver
     assert distplan.solve(problem, "edgeflow").status in HAS_PLAN
+
+
+def test_shipped_vgg16_on_four_pis_meets_the_latency_goal(repo) -> None:
+    """On VGG-16 over four Pis and one WLAN, ours beats every baseline and the best single device by >= 30 %."""
+    problem = distplan.load_instance(repo / "instances" / "edgeflow" / "vgg16__rpi4x4-wifi.json")
+    ours = distplan.solve(problem, "edgeflow").objective
+    for baseline in BASELINES:
+        assert ours <= distplan.solve(problem, baseline).objective * (1 + 1e-9), baseline
+    assert ours <= 0.7 * distplan.solve(problem, "single-device").objective
+
+
+def test_time_limit_keeps_the_plain_pass() -> None:
+    """A tiny time limit still returns the first (plain) pass's plan, flagged time_limit."""
+    result = distplan.solve(_vgg_like(), "edgeflow", time_limit=1e-6)
+    assert result.status.value in ("time_limit", "feasible")
+    assert simulate(_vgg_like(), result.plan).feasible
