@@ -8,11 +8,18 @@ already are", :func:`shares.water_fill`) rounded by largest remainder and refine
 once with the start times the placement actually gets. The candidate whose
 estimated finish is earliest (then fewest bytes moved) is kept.
 
-Improvements over the plain pass: rows of a split are laid out in the order of
-the devices' rows of the main input, so consecutive split layers exchange only
-halo rows; DAG branches run concurrently because a branch layer may go whole to
-an idle device; the pass is repeated for every ``max_split`` and the plan with
-the lowest estimated latency is kept.
+Improvements over the plain pass (ours):
+
+* aligned splits: rows of a split are laid out in the order of the devices' rows
+  of the main input, and "keep the input's layout" is a candidate, so consecutive
+  split layers exchange only halo rows;
+* look-ahead: candidates are scored by a roll-out of the next layers
+  (:mod:`.rollout`), which lets a split start early when it pays off later;
+* layer fusion (:mod:`.fusion`): a chain of splittable layers runs per device from
+  one input slice, recomputing overlapping halo rows instead of exchanging them;
+* branch concurrency: a branch layer may go whole to an idle device;
+* passes for every split width, plain and with look-ahead; the plan with the
+  lowest latency (timed by :func:`.replay.plan_latency`) is kept.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .builder import PlanBuilder, Trial, memory_overflow, parts_from_counts, whole
+from .fusion import best_fused_chain
 from .replay import plan_latency
+from .rollout import follow_trial, rollout_finish
 from .shares import largest_remainder, water_fill
 
 __all__ = ["progressive_plan"]
@@ -64,11 +73,15 @@ def _split_trial(
     return builder.trial(layer, parts_from_counts(ordered, [by_device[d] for d in ordered]))
 
 
-def _best_trial(builder: PlanBuilder, layer: str, max_split: int, lookahead: int) -> Trial:
+def _best_trial(
+    builder: PlanBuilder, layer: str, position: int, max_split: int, lookahead: int
+) -> tuple[Trial, float]:
+    """The best single-layer candidate and its score (roll-out finish, or its own finish)."""
     problem = builder.problem
     pin = problem.pinned_device(layer)
     if pin is not None:
-        return builder.trial(layer, whole(problem, layer, pin))
+        pinned = builder.trial(layer, whole(problem, layer, pin))
+        return pinned, pinned.finish_s
     singles = {d.name: builder.trial(layer, whole(problem, layer, d.name)) for d in problem.devices}
     candidates = list(singles.values())
     spec = problem.layer_by_name[layer]
@@ -96,50 +109,18 @@ def _best_trial(builder: PlanBuilder, layer: str, max_split: int, lookahead: int
                 if even is not None:
                     candidates.append(even)
     if spec.splittable and spec.inputs:
-        candidates.append(_follow_trial(builder, layer))  # keep the input's layout: halo rows only
+        candidates.append(follow_trial(builder, layer))  # keep the input's layout: halo rows only
     fitting = [t for t in candidates if builder.fits(layer, [u.device for u in t.units])]
     candidates = fitting or candidates  # none fits: keep going; the plan is rejected below
-    if lookahead <= 0 or len(candidates) == 1:
-        return min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
-    return min(
-        candidates,
-        key=lambda t: (_rollout_finish(builder, t, lookahead), t.finish_s, t.bytes_moved),
-    )
-
-
-def _follow_trial(builder: PlanBuilder, layer: str) -> Trial:
-    """The roll-out policy: keep the first input's row layout, or the best device for whole layers."""
-    problem = builder.problem
-    spec = problem.layer_by_name[layer]
-    pin = problem.pinned_device(layer)
-    if pin is not None:
-        return builder.trial(layer, whole(problem, layer, pin))
-    if spec.splittable and spec.inputs:
-        pieces = sorted(builder.pieces[spec.inputs[0]], key=lambda u: (u.start, u.device))
-        if len(pieces) > 1:
-            counts = largest_remainder([u.stop - u.start for u in pieces], spec.out_rows)
-            if min(counts) > 0:
-                return builder.trial(layer, parts_from_counts([u.device for u in pieces], counts))
-    holders = sorted({u.device for p in spec.inputs for u in builder.pieces[p]}) or [
-        problem.input_device
+    if lookahead <= 0:
+        best = min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
+        return best, best.finish_s
+    scored = [
+        (rollout_finish(builder, [t], position, lookahead), t.finish_s, t.bytes_moved, k)
+        for k, t in enumerate(candidates)
     ]
-    return min(
-        (builder.trial(layer, whole(problem, layer, d)) for d in holders), key=lambda t: t.finish_s
-    )
-
-
-def _rollout_finish(builder: PlanBuilder, trial: Trial, lookahead: int) -> float:
-    """Estimated finish (seconds) of the next ``lookahead`` layers if ``trial`` is taken and the layout kept."""
-    shadow = builder.shadow()
-    shadow.commit(trial, record=False)
-    order = builder.problem.topological_names
-    position = order.index(trial.layer)
-    finish = trial.finish_s
-    for name in order[position + 1 : position + 1 + lookahead]:
-        step = _follow_trial(shadow, name)
-        shadow.commit(step, record=False)
-        finish = max(finish, step.finish_s)
-    return finish
+    score = min(scored)
+    return candidates[score[3]], score[0]
 
 
 def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | None = None) -> float:
@@ -169,10 +150,20 @@ def progressive_plan(
         between two layers.
     """
     builder = PlanBuilder(problem)
-    for layer in problem.topological_names:
+    for position, layer in enumerate(problem.topological_names):
         if expired is not None and expired():
             return None
-        builder.commit(_best_trial(builder, layer, max_split, lookahead))
+        if layer in builder.pieces:  # placed already, as part of a fused chain
+            continue
+        trial, score = _best_trial(builder, layer, position, max_split, lookahead)
+        fused = None
+        if lookahead > 0:  # fused chains are split over up to every device
+            fused = best_fused_chain(builder, layer, position, lookahead, len(problem.devices))
+        if fused is not None and fused[0] < score:
+            for step in fused[1]:
+                builder.commit(step)
+            continue
+        builder.commit(trial)
     latency = builder.deliver_outputs()
     return builder.plan(), latency
 
@@ -191,9 +182,15 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
     """Run the plain and the look-ahead progressive passes and keep the best estimated plan."""
     devices = len(problem.devices)
     lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
-    full = len(problem.layers)
     # Cheap passes first: a time limit cuts the expensive roll-outs, never the plain pass.
-    passes = [(devices, 0), *((k, 0) for k in range(1, devices)), (devices, lookahead), (1, full)]
+    # The last pass keeps single layers whole and looks twice as far: it weighs fused,
+    # split chains against keeping the model on one fast device.
+    passes = [
+        (devices, 0),
+        *((k, 0) for k in range(1, devices)),
+        (devices, lookahead),
+        (1, 2 * lookahead),
+    ]
     best: tuple[float, tuple[int, int], EdgeflowPlan] | None = None
     for max_split, depth in passes:
         built = progressive_plan(
