@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...models.edgeflow import EdgeDevice, EdgeflowProblem, Layer
 from ...models.network import Network, NetworkLink, NetworkNode
 
-__all__ = ["example_problems", "tiny_problem"]
+__all__ = ["chain_layers", "example_problems", "tiny_problem"]
 
 
 def tiny_problem(
@@ -57,7 +57,8 @@ def tiny_problem(
     )
 
 
-def _chain() -> list[Layer]:
+def chain_layers() -> list[Layer]:
+    """input (4 rows) -> 3x3 SAME conv (4e6 FLOPs, splittable) -> fully connected (1e6 FLOPs)."""
     return [
         Layer(name="input", out_rows=4, out_bytes=4000),
         Layer(
@@ -125,8 +126,8 @@ def example_problems() -> list[tuple[EdgeflowProblem, float | None]]:
     at 1e7 FLOP/s = 0.5 s); the multi-device optima are not known in closed form.
     """
     return [
-        (tiny_problem("chain-1dev", _chain(), [1e7]), 0.5),
-        (tiny_problem("chain-2dev", _chain(), [1e7, 2e7]), None),
+        (tiny_problem("chain-1dev", chain_layers(), [1e7]), 0.5),
+        (tiny_problem("chain-2dev", chain_layers(), [1e7, 2e7]), None),
         (tiny_problem("diamond-2dev", _diamond(), [1e7, 1e7], bytes_per_s=1e7), None),
         (
             tiny_problem(

@@ -10,27 +10,11 @@ from pydantic import ValidationError
 
 import distplan
 from distplan.models.edgeflow import EdgeflowProblem, Layer, required_rows
-from distplan.planners.edgeflow.examples import tiny_problem
-
-
-def _chain_layers() -> list[Layer]:
-    return [
-        Layer(name="input", out_rows=4, out_bytes=400),
-        Layer(
-            name="conv",
-            inputs=["input"],
-            work_flops=1e6,
-            out_rows=4,
-            out_bytes=400,
-            splittable=True,
-            kernel_rows=3,
-            pad_top_rows=1,
-        ),
-    ]
+from distplan.planners.edgeflow.examples import chain_layers, tiny_problem
 
 
 def _raw() -> dict:
-    return json.loads(tiny_problem("t", _chain_layers(), [1e9, 1e9]).model_dump_json())
+    return json.loads(tiny_problem("t", chain_layers(), [1e9, 1e9]).model_dump_json())
 
 
 def _message(raw: dict) -> str:
@@ -41,7 +25,7 @@ def _message(raw: dict) -> str:
 
 def test_instance_round_trips_through_the_kind_registry(tmp_path) -> None:
     """A problem written as JSON loads back, by its kind, as the same problem."""
-    problem = tiny_problem("t", _chain_layers(), [1e9, 1e9])
+    problem = tiny_problem("t", chain_layers(), [1e9, 1e9])
     path = tmp_path / "t.json"
     path.write_text(problem.model_dump_json())
     assert distplan.load_instance(path) == problem

@@ -6,7 +6,7 @@ import pytest
 
 from distplan.models.edgeflow import Layer
 from distplan.planners.edgeflow.evaluator import simulate
-from distplan.planners.edgeflow.examples import tiny_problem
+from distplan.planners.edgeflow.examples import chain_layers, tiny_problem
 
 from .conftest import plan, unit
 
@@ -17,21 +17,7 @@ def _with(problem, **changes):
 
 
 def _chain(**kwargs):
-    layers = [
-        Layer(name="input", out_rows=4, out_bytes=4000),
-        Layer(
-            name="conv",
-            inputs=["input"],
-            work_flops=4e6,
-            out_rows=4,
-            out_bytes=4000,
-            splittable=True,
-            kernel_rows=3,
-            pad_top_rows=1,
-        ),
-        Layer(name="fc", inputs=["conv"], work_flops=1e6, out_rows=1, out_bytes=40),
-    ]
-    return tiny_problem("chain", layers, [1e7, 1e7], **kwargs)
+    return tiny_problem("chain", chain_layers(), [1e7, 1e7], **kwargs)
 
 
 def _chain_split_plan():

@@ -13,7 +13,7 @@ from distplan.models.edgeflow import EdgeflowProblem, Layer
 from distplan.models.result import HAS_PLAN
 from distplan.planners.edgeflow.builder import Part, build_plan
 from distplan.planners.edgeflow.evaluator import simulate
-from distplan.planners.edgeflow.examples import example_problems, tiny_problem
+from distplan.planners.edgeflow.examples import chain_layers, example_problems, tiny_problem
 from distplan.solvers.registry import solvers
 
 SOLVERS = [spec.name for spec in solvers("edgeflow")]
@@ -137,20 +137,9 @@ def test_same_seed_same_plan_across_hash_seeds() -> None:
 
 def test_solvers_respect_device_memory() -> None:
     """With weights that fit only the fast device, every plan keeps them there or says why there is none."""
+    weights = {"input": 0.0, "conv": 3e6, "fc": 1e6}
     layers = [
-        Layer(name="input", out_rows=4, out_bytes=4000),
-        Layer(
-            name="conv",
-            inputs=["input"],
-            work_flops=4e6,
-            out_rows=4,
-            out_bytes=4000,
-            splittable=True,
-            kernel_rows=3,
-            pad_top_rows=1,
-            weight_bytes=3e6,
-        ),
-        Layer(name="fc", inputs=["conv"], work_flops=1e6, out_bytes=40, weight_bytes=1e6),
+        layer.model_copy(update={"weight_bytes": weights[layer.name]}) for layer in chain_layers()
     ]
     raw = tiny_problem("memory", layers, [1e7, 2e7]).model_dump()
     raw["devices"][0]["memory_bytes"] = 2e6
