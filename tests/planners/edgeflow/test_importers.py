@@ -124,3 +124,23 @@ def test_cli_malformed_instance_exits_2_naming_the_field(tmp_path: Path) -> None
     assert "devices.1.flops_per_s" in completed.stderr and "Traceback" not in completed.stderr
     bad_preset = _cli("import", "paleo", str(path), "--devices", "nope")
     assert bad_preset.exit_code == 2 and "--devices" in bad_preset.stderr
+
+
+def test_cli_pipedream_dispatches_on_kind(tmp_path: Path, shared_data: Path) -> None:
+    """`import pipedream --kind edgeflow` builds an edgeflow instance (the pipeline kind shares the name)."""
+    out = tmp_path / "r18.json"
+    graph = shared_data / "pipedream_profiles" / "resnet18" / "graph.txt"
+    args = (
+        "import",
+        "pipedream",
+        "--kind",
+        "edgeflow",
+        str(graph),
+        "--minibatch",
+        "256",
+        "--out",
+        str(out),
+    )
+    completed = _cli(*args)
+    assert completed.exit_code == 0, completed.output
+    assert distplan.load_instance(out).kind == "edgeflow"
