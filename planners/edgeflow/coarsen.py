@@ -13,7 +13,7 @@ def coarsen(problem: EdgeflowProblem, max_groups: int) -> list[list[str]]:
 
     Repeatedly contracts the edge ``u -> v`` of least combined work whose
     contraction cannot create a cycle (``u`` has one consumer, or ``v`` one
-    producer), never merging a pinned layer with a layer pinned elsewhere,
+    producer), merging pinned layers only with layers pinned to the same device,
     until at most ``max_groups`` groups remain or no edge qualifies.
     """
     order = problem.topological_names
@@ -42,7 +42,7 @@ def coarsen(problem: EdgeflowProblem, max_groups: int) -> list[list[str]]:
             for b in targets:
                 if not (len(succ[a]) == 1 or len(pred[b]) == 1):
                     continue
-                if pin[a] is not None and pin[b] is not None and pin[a] != pin[b]:
+                if pin[a] != pin[b]:  # a pin would drag unpinned layers (or another pin) along
                     continue
                 key = (work[a] + work[b], a, b)
                 if best is None or key < best:

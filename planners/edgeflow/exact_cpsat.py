@@ -35,7 +35,7 @@ from ...models.edgeflow import EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .baselines import heft_plan
+from .baselines import heft_plan, single_device_parts
 from .builder import build_plan, whole
 from .coarsen import coarsen
 from .replay import plan_latency
@@ -61,7 +61,7 @@ def _ticks(seconds: float) -> int:
     },
 )
 def solve_cpsat_whole_layer(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
-    """Place and schedule whole layer groups with CP-SAT; hinted with HEFT's placement."""
+    """Place and schedule whole layer groups with CP-SAT, hinted with the better of HEFT and one device."""
     from ortools.sat.python import cp_model
 
     from ...solvers.cpsat import solve_cpsat
@@ -69,9 +69,13 @@ def solve_cpsat_whole_layer(problem: EdgeflowProblem, options: SolveOptions) -> 
     groups = coarsen(problem, int(options.option("max_groups", DEFAULT_MAX_GROUPS)))
     group_of = {name: g for g, names in enumerate(groups) for name in names}
     devices = [d.name for d in problem.devices]
-    heft, _ = heft_plan(problem)
-    heft_device = {u.layer: p.device for p in heft.programs for u in p.units}
-    horizon = _ticks(max(plan_latency(problem, heft), 1e-6)) * 4 + 1000
+    # Warm start: the better of HEFT and the best single device (whole-layer plans both).
+    starts = [heft_plan(problem)[0]] + [
+        build_plan(problem, single_device_parts(problem, d))[0] for d in devices
+    ]
+    warm = min(starts, key=lambda plan: plan_latency(problem, plan))
+    warm_device = {u.layer: p.device for p in warm.programs for u in p.units}
+    horizon = _ticks(max(plan_latency(problem, warm), 1e-6)) * 4 + 1000
     model = cp_model.CpModel()
     start = [model.new_int_var(0, horizon, f"start{g}") for g in range(len(groups))]
     end = [model.new_int_var(0, horizon, f"end{g}") for g in range(len(groups))]
@@ -98,7 +102,7 @@ def solve_cpsat_whole_layer(problem: EdgeflowProblem, options: SolveOptions) -> 
                 )
             )
         model.add_exactly_one(choice.values())
-        model.add_hint(choice.get(heft_device[names[0]], next(iter(choice.values()))), 1)
+        model.add_hint(choice.get(warm_device[names[0]], next(iter(choice.values()))), 1)
         on.append(choice)
     for intervals in runs.values():
         model.add_no_overlap(intervals)
