@@ -57,7 +57,7 @@ class Trial:
     bytes_moved: float
     units: list[_Unit]
     device_free: dict[str, float]
-    resource_free: MutableMapping[str, float]  # only the entries this trial changes
+    resource_free: dict[str, float]  # every resource (few: links and media)
     sent: MutableMapping[
         tuple[str, int, int, str, str], float
     ]  # only the transfers this trial adds
@@ -76,7 +76,7 @@ class PlanBuilder:
     def __init__(self, problem: EdgeflowProblem) -> None:
         self.problem = problem
         self.device_free: dict[str, float] = {d.name: 0.0 for d in problem.devices}
-        self.resource_free: dict[str, float] | ChainMap[str, float] = {}
+        self.resource_free: dict[str, float] = {}
         self.sent: (
             dict[tuple[str, int, int, str, str], float]
             | ChainMap[tuple[str, int, int, str, str], float]
@@ -86,6 +86,9 @@ class PlanBuilder:
         self.bytes_moved = 0.0
         self.routes: dict[tuple[str, str], tuple[tuple[str, ...], float, float]] = {}
         self.weights: dict[str, dict[str, float]] = {}  # device -> layer -> weight bytes held
+        self.source_cache: dict[
+            tuple[int, str, int, int], tuple[list[_Unit], list[tuple[_Unit, int, int]]]
+        ] = {}
 
     def _route(self, source: str, target: str) -> tuple[tuple[str, ...], float, float]:
         """Resources, bottleneck bytes/s and latency (seconds) of the route ``source -> target``."""
@@ -103,6 +106,12 @@ class PlanBuilder:
     def _sources(self, producer: str, device: str, a: int, b: int) -> list[tuple[_Unit, int, int]]:
         """Which placed units supply rows ``[a, b)`` of ``producer`` to ``device``: own copies first."""
         pieces = self.pieces[producer]
+        return self._choose_sources(pieces, device, a, b)
+
+    @staticmethod
+    def _choose_sources(
+        pieces: list[_Unit], device: str, a: int, b: int
+    ) -> list[tuple[_Unit, int, int]]:
         out: list[tuple[_Unit, int, int]] = []
         position = a
         while position < b:
@@ -141,8 +150,9 @@ class PlanBuilder:
         problem = self.problem
         layer = problem.layer_by_name[layer_name]
         device_free = dict(self.device_free)
-        resource_free: ChainMap[str, float] = ChainMap({}, self.resource_free)
-        sent: ChainMap[tuple[str, int, int, str, str], float] = ChainMap({}, self.sent)
+        resource_free = dict(self.resource_free)
+        known = self.sent
+        sent: dict[tuple[str, int, int, str, str], float] = {}
         new_forwards: list[tuple[_Unit, tuple[int, int, str]]] = []
         units: list[_Unit] = []
         moved = 0.0
@@ -161,7 +171,10 @@ class PlanBuilder:
                         ready = max(ready, source.finish_s)
                         continue
                     key = (producer_name, s, e, source.device, part.device)
-                    if key not in sent:
+                    arrival = sent.get(key)
+                    if arrival is None:
+                        arrival = known.get(key)
+                    if arrival is None:
                         nbytes = (e - s) * producer.bytes_per_row
                         resources, bottleneck, latency = self._route(source.device, part.device)
                         begin = max(
@@ -170,10 +183,11 @@ class PlanBuilder:
                         end = begin + nbytes / bottleneck
                         for resource in resources:
                             resource_free[resource] = end
-                        sent[key] = end + latency if nbytes > 0 else source.finish_s
+                        arrival = end + latency if nbytes > 0 else source.finish_s
+                        sent[key] = arrival
                         moved += nbytes
                         new_forwards.append((source, (s, e, part.device)))
-                    ready = max(ready, sent[key])
+                    ready = max(ready, arrival)
             duration = (
                 speed.overhead_s
                 + layer.flops_per_row * (part.stop - part.start) / speed.flops_per_s
@@ -188,15 +202,15 @@ class PlanBuilder:
             moved,
             units,
             device_free,
-            resource_free.maps[0],
-            sent.maps[0],
+            resource_free,
+            sent,
             new_forwards,
         )
 
     def commit(self, trial: Trial, record: bool = True) -> None:
         """Apply a trial; with ``record`` its units join the programs and its transfers the forwarding tables."""
         self.device_free = trial.device_free
-        self.resource_free.update(trial.resource_free)
+        self.resource_free = trial.resource_free
         self.sent.update(trial.sent)
         self.bytes_moved += trial.bytes_moved
         self.pieces[trial.layer] = trial.units
@@ -214,7 +228,7 @@ class PlanBuilder:
         copy = PlanBuilder.__new__(PlanBuilder)
         copy.problem = self.problem
         copy.device_free = dict(self.device_free)
-        copy.resource_free = ChainMap({}, self.resource_free)
+        copy.resource_free = dict(self.resource_free)
         copy.sent = ChainMap({}, self.sent)
         copy.pieces = dict(self.pieces)
         copy.programs = {}
