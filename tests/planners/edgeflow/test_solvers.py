@@ -168,3 +168,19 @@ def test_time_limit_keeps_the_plain_pass() -> None:
     result = distplan.solve(_vgg_like(), "edgeflow", time_limit=1e-6)
     assert result.status.value in ("time_limit", "feasible")
     assert simulate(_vgg_like(), result.plan).feasible
+
+
+def test_weights_no_device_can_hold_make_the_instance_infeasible_with_the_reason() -> None:
+    """A layer heavier than every device's memory: every solver reports infeasible and says why."""
+    weights = {"input": 0.0, "conv": 5e9, "fc": 0.0}
+    layers = [
+        layer.model_copy(update={"weight_bytes": weights[layer.name]}) for layer in chain_layers()
+    ]
+    raw = tiny_problem("too-big", layers, [1e7, 2e7]).model_dump()
+    for device in raw["devices"]:
+        device["memory_bytes"] = 4e9
+    result = distplan.solve(EdgeflowProblem.model_validate(raw), "edgeflow")
+    assert result.status.value == "infeasible"
+    assert "'conv' needs 5e+09 bytes of weights, the largest device holds 4e+09" in (
+        result.reason or ""
+    )
