@@ -122,13 +122,20 @@ def _concat() -> list[Layer]:
 def example_problems() -> list[tuple[EdgeflowProblem, float | None]]:
     """``(problem, optimum latency in seconds or None)`` pairs.
 
-    The single-device chain's optimum is its total work over the speed (5e6 FLOPs
-    at 1e7 FLOP/s = 0.5 s); the multi-device optima are not known in closed form.
+    * chain on one device: its work over the speed, 5e6 FLOPs at 1e7 FLOP/s = 0.5 s.
+    * diamond on two equal devices (all layers whole): the branches (0.3 s each)
+      must run on different devices, so one of them waits for the input
+      (1000 B at 1e7 B/s = 1e-4 s) and ends at 0.3001 s at the earliest; the join
+      (0.1 s) then needs the other branch's output, which is ready (and, sent at
+      0.3 s, arrives) by 0.3001 s only if the join runs on that late device;
+      its 100-byte result returns in 1e-5 s: 0.40011 s. Joining on the input
+      device instead waits for the late branch's output until 0.3002 s.
+    * the others: not known in closed form.
     """
     return [
         (tiny_problem("chain-1dev", chain_layers(), [1e7]), 0.5),
         (tiny_problem("chain-2dev", chain_layers(), [1e7, 2e7]), None),
-        (tiny_problem("diamond-2dev", _diamond(), [1e7, 1e7], bytes_per_s=1e7), None),
+        (tiny_problem("diamond-2dev", _diamond(), [1e7, 1e7], bytes_per_s=1e7), 0.40011),
         (
             tiny_problem(
                 "concat-3dev", _concat(), [1e7, 1e7, 2e7], bytes_per_s=1e7, latency_s=1e-4

@@ -184,3 +184,13 @@ def test_weights_no_device_can_hold_make_the_instance_infeasible_with_the_reason
     assert "'conv' needs 5e+09 bytes of weights, the largest device holds 4e+09" in (
         result.reason or ""
     )
+
+
+def test_known_optima_are_never_beaten_and_ours_reaches_them(results) -> None:
+    """No solver beats a hand-derived optimum (chain on one device, diamond); ours attains both."""
+    for problem, optimum in example_problems():
+        if optimum is None:
+            continue
+        for solver in SOLVERS:
+            assert results[(problem.name, solver)].objective >= optimum * (1 - 1e-9), solver
+        assert results[(problem.name, "edgeflow")].objective == pytest.approx(optimum, rel=1e-9)
