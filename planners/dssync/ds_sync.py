@@ -20,8 +20,8 @@ Sec. III-IV; the paper's text is not available to us):
 * *By simulation*: the period ``H`` (8, 4, 2, 1; above
   :data:`FULL_SCAN_WORKERS` workers a family's scan stops at the first ``H``
   that is no faster than the previous one), the largest mixing
-  group (all racks or half of them), the rack-local group size (whole rack or
-  pairs) and the limit case of one group of every worker (exact averaging,
+  group (all racks or half of them), the rack-local grouping (whole rack,
+  rotated pairs or round-robin pairs) and the limit case of one group of every worker (exact averaging,
   ring or hierarchical, every ``H``-th iteration) are scored by the evaluator's
   simulators; the fastest to the target loss is returned.
 
@@ -50,8 +50,9 @@ __all__ = ["ds_sync", "mixes_everyone", "shuffle_schedule"]
 
 #: Periods ``H`` (iterations per mixing partition) tried by simulation.
 PERIODS = (1, 2, 4, 8)
-#: Sizes of rack-local groups tried by simulation (None: the whole rack).
-INTRA_SIZES = (2, None)
+#: Rack-local groupings tried by simulation: (group size or None for the whole rack,
+#: whether pairs follow a round-robin tournament instead of a rotation).
+LOCAL_GROUPINGS: tuple[tuple[int | None, bool], ...] = ((2, True), (2, False), (None, False))
 #: Up to this many workers every period is scored; above it a family's scan over
 #: the period stops at the first H no faster than the previous one (planning time).
 FULL_SCAN_WORKERS = 64
@@ -67,6 +68,25 @@ def _rotated(members: list[str], shift: int) -> list[str]:
     return members[shift:] + members[:shift]
 
 
+def _round_robin_pairs(members: list[str], round_: int) -> PartitionMembers:
+    """Round ``round_`` of a round-robin tournament (circle method): every pair meets once
+    in ``len(members) - 1`` rounds (an odd member out sits alone)."""
+    players = list(members) + ([""] if len(members) % 2 else [])
+    order = [players[0], *_rotated(players[1:], round_)]
+    half = len(order) // 2
+    pairs = [[order[i], order[-1 - i]] for i in range(half)]
+    return [[m for m in pair if m] for pair in pairs if any(pair)]
+
+
+def _local_groups(
+    members: list[str], round_: int, size: int | None, round_robin: bool
+) -> PartitionMembers:
+    """Rack-local groups of one shuffle: round-robin pairs, or rotated chunks of ``size``."""
+    if round_robin and size == 2 and len(members) > 2:
+        return _round_robin_pairs(members, round_)
+    return _chunks(_rotated(members, round_), size)
+
+
 def _chunks(members: list[str], size: int | None) -> PartitionMembers:
     if size is None or size >= len(members):
         return [list(members)]
@@ -78,12 +98,15 @@ def shuffle_schedule(
     mixing: MixingGroups,
     period: int,
     intra_size: int | None = None,
+    round_robin: bool = False,
     rack_rotation: str = "circle",
 ) -> list[PartitionMembers]:
     """The divide-and-shuffle schedule (module docs): ``S`` shuffles of ``H`` partitions each.
 
     ``intra_size`` splits the rack-local groups into rotated chunks of that many
-    workers (None: one ring per rack). ``S`` is the largest rack size (capped at
+    workers (None: one ring per rack); with ``round_robin`` pairs follow a
+    round-robin tournament, so every two workers of a rack meet within ``W - 1``
+    shuffles. ``S`` is the largest rack size (capped at
     :data:`MAX_SHUFFLES`), so the rotation reaches every offset.
     ``rack_rotation`` is how racks with equal budgets trade mixing slots between
     shuffles: ``"circle"`` (round-robin tournament) or ``"shift"`` (every rack
@@ -115,7 +138,7 @@ def shuffle_schedule(
                     slots[r] = base_slots[block[1 + (i - 1 + s) % (len(block) - 1)]]
         local: PartitionMembers = []
         for r, members in enumerate(racks):
-            local += _chunks(_rotated(members, s * (r + 1)), intra_size)
+            local += _local_groups(members, s * (r + 1), intra_size, round_robin)
         schedule += [local] * (period - 1)
         groups: PartitionMembers = [[] for _ in mixing.racks_of_group]
         leftovers: PartitionMembers = []
@@ -129,7 +152,7 @@ def shuffle_schedule(
                 groups[g].append(members[pick])
             rest = [name for j, name in enumerate(members) if j not in taken]
             if rest:
-                leftovers += _chunks(rest, intra_size)
+                leftovers += _local_groups(rest, s if round_robin else 0, intra_size, round_robin)
         schedule.append(groups + leftovers)
     return schedule
 
@@ -170,12 +193,15 @@ def _candidates(problem: DssyncProblem, options: SolveOptions, metrics: dict) ->
     candidates = []
     large = len(problem.workers) > FULL_SCAN_WORKERS
     for rotation in RACK_ROTATIONS[:1] if large else RACK_ROTATIONS:
-        for intra in INTRA_SIZES:
+        for intra, round_robin in LOCAL_GROUPINGS:
             for limit, mixing in shuffles:
-                family = f"shuffle max{limit} intra{intra or 'rack'} {rotation}"
+                local = "rack" if intra is None else f"{'rr' if round_robin else ''}{intra}"
+                family = f"shuffle max{limit} intra{local} {rotation}"
                 scan = family if large else None
                 for period in sorted(PERIODS, reverse=True):
-                    schedule = shuffle_schedule(problem, mixing, period, intra, rotation)
+                    schedule = shuffle_schedule(
+                        problem, mixing, period, intra, round_robin, rotation
+                    )
                     if mixes_everyone(problem, schedule):
                         candidates.append(Candidate(f"{family} H={period}", schedule, family=scan))
     everyone, own_rack = global_partition(problem), [list(rack) for rack in racks]

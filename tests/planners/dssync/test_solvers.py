@@ -170,3 +170,15 @@ def test_mixes_everyone_detects_a_disconnected_period() -> None:
     assert not ds_sync.mixes_everyone(problem, [racks])
     cross = [[racks[0][0], racks[1][0]], [racks[0][1]], [racks[1][1]]]
     assert ds_sync.mixes_everyone(problem, [racks, cross])
+
+
+@pytest.mark.parametrize("size", [4, 5, 8])
+def test_round_robin_pairs_meet_every_pair_once(size: int) -> None:
+    """The circle method pairs every two rack members exactly once in W-1 (or W) rounds."""
+    from distplan.planners.dssync.ds_sync import _round_robin_pairs
+
+    members = [f"m{k}" for k in range(size)]
+    rounds = size - 1 if size % 2 == 0 else size
+    met = [tuple(sorted(g)) for r in range(rounds) for g in _round_robin_pairs(members, r)]
+    pairs = [pair for pair in met if len(pair) == 2]
+    assert len(pairs) == len(set(pairs)) == size * (size - 1) // 2
