@@ -24,9 +24,10 @@ default 1e-4), so "optimal" is optimal up to that tolerance.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulp
 
@@ -34,11 +35,35 @@ from ..models.result import SolveStatus
 from .options import SolveOptions
 from .quiet import stdout_to_stderr
 
+T = TypeVar("T")
+
 BACKENDS = ("highs", "cbc")
 #: HiGHS LP algorithms (its option ``solver``) selectable with ``lp_method``.
-LP_METHODS = ("simplex", "ipm", "pdlp")
+LP_METHODS = ("simplex", "ipm", "ipm_no_crossover", "pdlp")
 #: Relative MIP gap at which HiGHS stops and reports optimality.
 MIP_REL_GAP = 1e-6
+
+
+class BuildTimeout(Exception):
+    """Raised by a model builder when the time limit passes while it builds (see :func:`check_deadline`)."""
+
+
+def check_deadline(deadline: float) -> None:
+    """Raise :class:`BuildTimeout` when ``time.monotonic()`` has passed ``deadline``.
+
+    Model builders call it between families of variables and constraints, so
+    that building a model too large for the time limit stops early.
+    """
+    if time.monotonic() > deadline:
+        raise BuildTimeout("the time limit passed while building the model")
+
+
+def checked(items: Iterable[T], deadline: float, every: int = 1000) -> Iterator[T]:
+    """Yield ``items``, calling :func:`check_deadline` before every ``every``-th one."""
+    for k, item in enumerate(items):
+        if k % every == 0:
+            check_deadline(deadline)
+        yield item
 
 
 @dataclass(frozen=True)
@@ -132,8 +157,10 @@ def solve_milp(
         receives it through PuLP's ``warmStart``.
     lp_method:
         HiGHS's algorithm for LPs and for the root relaxation: ``"simplex"``
-        (HiGHS's default choice), ``"ipm"`` (interior point with crossover) or
-        ``"pdlp"`` (first-order); None keeps HiGHS's choice.
+        (HiGHS's default choice), ``"ipm"`` (interior point with crossover to a
+        vertex), ``"ipm_no_crossover"`` (its interior optimum, within HiGHS's
+        primal and dual feasibility tolerances) or ``"pdlp"`` (first-order);
+        None keeps HiGHS's choice.
 
     Returns
     -------
@@ -163,7 +190,9 @@ def solve_milp(
 
         highspy.Highs.resetGlobalScheduler(True)
         extra: dict[str, Any] = {"mip_rel_gap": MIP_REL_GAP}
-        if lp_method is not None:
+        if lp_method == "ipm_no_crossover":
+            extra.update(solver="ipm", run_crossover="off")
+        elif lp_method is not None:
             extra["solver"] = lp_method
         engine = _TimedHiGHS(
             options, start, msg=False, threads=options.threads, random_seed=options.seed, **extra

@@ -1,0 +1,67 @@
+"""The heuristic plan the exact solvers start from, computed in a share of the time limit.
+
+Both exact solvers (:mod:`.ilp`, :mod:`.cp_model`) first compute a plan with LP
+rounding (or the greedy) and hand it to their backend as a start: a MIP start
+for HiGHS, a hint for CP-SAT. The heuristic gets at most ``hint_share``
+(default 0.25) of the time left, so that the exact search keeps most of the
+budget; LP rounding falls back to the greedy when its LP does not finish in
+that share. The exact solvers return the better of the backend's incumbent and
+this plan, so they never serve less than it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+
+from ...models.microservice import MicroservicePlan, MicroserviceProblem
+from ...solvers.options import SolveOptions
+
+__all__ = ["HINT_OPTIONS", "heuristic_start", "limited"]
+
+#: The solver options the start reads (name -> meaning).
+HINT_OPTIONS = {
+    "hint": "plan to start from: 'lp_round' (default), 'greedy' or 'none'",
+    "hint_share": "most share of the time left the start plan may use (default 0.25)",
+}
+
+
+def limited(options: SolveOptions, seconds: float) -> SolveOptions:
+    """``options`` with the time limit cut to ``seconds`` from now."""
+    return SolveOptions(
+        time_limit=seconds,
+        seed=options.seed,
+        threads=options.threads,
+        extra=options.extra,
+        started_at=time.monotonic(),
+    )
+
+
+def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> MicroservicePlan | None:
+    """The start plan chosen by option ``hint`` (module docstring), or None for ``'none'``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``hint`` or a ``hint_share`` outside (0, 1].
+    """
+    hint = options.option("hint", "lp_round")
+    if hint in (False, None, "none"):
+        return None
+    if hint not in ("lp_round", "greedy", True):
+        raise ValueError(f"hint: must be 'lp_round', 'greedy' or 'none', got {hint!r}")
+    share = float(options.option("hint_share", 0.25))
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"hint_share: must be in (0, 1], got {share}")
+    remaining = options.remaining()
+    budget = options if math.isinf(remaining) else limited(options, remaining * share)
+    if hint != "greedy" and all(importlib.util.find_spec(m) for m in ("pulp", "highspy")):
+        from .lp_rounding import solve_lp_round
+
+        start = solve_lp_round(problem, budget)
+        if start.plan is not None:
+            return start.plan
+    from .greedy import greedy_placement
+
+    return greedy_placement(problem, budget).plan()[0]
