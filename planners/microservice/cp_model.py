@@ -360,8 +360,8 @@ def solve_cp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutpu
     scaling = scaling_of(problem)
     deadline = time.monotonic() + options.remaining()
     metrics: dict[str, object] = {"exact_data": scaling.exact}
-    start = heuristic_start(problem, options)
-    hint_output = _plan_output(problem, start, metrics) if start is not None else None
+    hint_output = heuristic_start(problem, options)
+    start = None if hint_output is None else hint_output.plan
     try:
         inner = build_cp_model(problem, index=index, scaling=scaling, deadline=deadline)
     except BuildTimeout:
@@ -423,16 +423,6 @@ def _outer_bound(
     if not outcome.has_solution or outcome.bound is None:  # no solution: no meaningful bound
         return None
     return outcome.bound / scaling.flow_scale
-
-
-def _plan_output(
-    problem: MicroserviceProblem, plan: MicroservicePlan, metrics: dict[str, object]
-) -> SolverOutput:
-    """A time-limit output carrying ``plan`` (the hint), without a bound."""
-    stored, borrowed = _layers_of(plan)
-    return solver_output(
-        problem, plan.instances, stored, borrowed, SolveStatus.TIME_LIMIT, None, dict(metrics)
-    )
 
 
 def _best_of(output: SolverOutput | None, hint: SolverOutput | None, why: str) -> SolverOutput:

@@ -319,14 +319,8 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     if not index.pairs:
         return _empty_output(problem)
     deadline = time.monotonic() + options.remaining()
-    start = heuristic_start(problem, options)
-    fallback = None
-    if start is not None:
-        stored = [set(layers) for layers in start.stored_layers]
-        borrowed = [{b.layer: b.from_server for b in row} for row in start.borrowed_layers]
-        fallback = solver_output(
-            problem, start.instances, stored, borrowed, SolveStatus.TIME_LIMIT, None
-        )
+    fallback = heuristic_start(problem, options)
+    start = None if fallback is None else fallback.plan
     try:
         milp = build_milp(problem, index=index, deadline=deadline)
     except BuildTimeout:

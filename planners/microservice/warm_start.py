@@ -15,8 +15,9 @@ import importlib.util
 import math
 import time
 
-from ...models.microservice import MicroservicePlan, MicroserviceProblem
-from ...solvers.options import SolveOptions
+from ...models.microservice import MicroserviceProblem
+from ...models.result import SolveStatus
+from ...solvers.options import SolveOptions, SolverOutput
 
 __all__ = ["HINT_OPTIONS", "heuristic_start", "limited"]
 
@@ -38,8 +39,15 @@ def limited(options: SolveOptions, seconds: float) -> SolveOptions:
     )
 
 
-def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> MicroservicePlan | None:
+def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput | None:
     """The start plan chosen by option ``hint`` (module docstring), or None for ``'none'``.
+
+    Returns
+    -------
+    SolverOutput or None
+        The heuristic's output re-labelled for use as an exact solver's fallback:
+        status ``time_limit``, no bound, ``metrics["plan_from"]`` naming the
+        heuristic (the exact solver overwrites it when it keeps the plan).
 
     Raises
     ------
@@ -56,12 +64,18 @@ def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> Micr
         raise ValueError(f"hint_share: must be in (0, 1], got {share}")
     remaining = options.remaining()
     budget = options if math.isinf(remaining) else limited(options, remaining * share)
+    start = None
     if hint != "greedy" and all(importlib.util.find_spec(m) for m in ("pulp", "highspy")):
         from .lp_rounding import solve_lp_round
 
         start = solve_lp_round(problem, budget)
-        if start.plan is not None:
-            return start.plan
-    from .greedy import greedy_placement
+    if start is None or start.plan is None:
+        from .greedy import solve_greedy
 
-    return greedy_placement(problem, budget).plan()[0]
+        start = solve_greedy(problem, budget)
+    return SolverOutput(
+        SolveStatus.TIME_LIMIT,
+        plan=start.plan,
+        objective=start.objective,
+        metrics={**start.metrics, "plan_from": f"the start plan ({hint})"},
+    )

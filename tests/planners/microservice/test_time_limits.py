@@ -55,3 +55,13 @@ def test_fast_subset_on_time(solver: str) -> None:
 def test_every_solver_every_instance_on_time(solver: str, path: Path, limit_s: float) -> None:
     """Every solver on every shipped instance at 0.1 s and 2 s returns a valid result within limit + margin."""
     check_on_time(path, solver, limit_s)
+
+
+def test_lp_round_cut_off_before_its_lp_is_never_optimal() -> None:
+    """lp_round whose LP cannot finish in 0.1 s returns the greedy plan, status time_limit, no LP bound."""
+    problem = distplan.load_instance(next(p for p in SHIPPED if "large" in p.name))
+    result = distplan.solve(problem, "lp_round", time_limit=0.1, seed=0)
+    assert result.status is SolveStatus.TIME_LIMIT
+    assert result.metrics["plan_from"].startswith("greedy")
+    assert "lp_objective" not in result.metrics
+    assert result.bound == pytest.approx(result.metrics["closed_form_bound"])
