@@ -1,7 +1,8 @@
 """Exact CP-SAT model of layer-aware microservice placement (OR-Tools).
 
 The variables and constraints are those of the ILP (:mod:`.ilp`), over the same
-index sets (:mod:`.formulation`). CP-SAT needs integer data; it is scaled so
+index sets (:mod:`.formulation`), with its instance-rounding inequalities per
+service and per demand (exact on the integer data). CP-SAT needs integer data; it is scaled so
 that the integer model has exactly the plans and the optimum of the true one
 whenever the data allows it (**exact rational scaling**):
 
@@ -275,6 +276,20 @@ def build_cp_model(
         model.add(
             cp_model.LinearExpr.sum(into) <= rate(problem.services[i].service_rate_rps) * x[(i, n)]
         )
+    # instance-rounding inequalities of the ILP (:func:`~.ilp.build_milp`), on integer data
+    by_service: dict[int, list[tuple[int, int]]] = {}
+    for i, r in from_region:
+        by_service.setdefault(i, []).append((i, r))
+    for i, keys in sorted(by_service.items()):
+        mu = rate(problem.services[i].service_rate_rps)
+        for group in [[key] for key in keys] + [keys]:
+            flows = [var for key in group for var in from_region[key]]
+            hosts = sorted({n for _, r in group for n in problem.reach(r) if (i, n) in x})
+            total = sum(demand[key] for key in group)
+            whole, rest = divmod(total, mu) if mu > 0 else (0, 0)
+            if rest > 0 and hosts:
+                count = cp_model.LinearExpr.sum([x[(i, n)] for n in hosts])
+                model.add(cp_model.LinearExpr.sum(flows) <= mu * whole + rest * (count - whole))
     model.maximize(cp_model.LinearExpr.sum(list(f.values())))
     return CpModel(model, index, scaling, x, d, s, b, f)
 
