@@ -71,6 +71,7 @@ import time
 
 import numpy as np
 
+from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus, relative_gap
 from ...solvers.milp import BuildTimeout, solve_milp
@@ -207,7 +208,7 @@ def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> Solve
     rounds = int(options.option("rounds", max(3, round(20 * work))))
     evaluations = int(options.option("fill_up_evaluations", max(30, round(150 * work))))
     if rounds < 1:
-        raise ValueError(f"rounds: must be at least 1, got {rounds}")
+        raise BadInput("options.rounds", f"must be at least 1, got {rounds}")
     clock = [time.monotonic()]
     deadline = time.monotonic() + options.remaining()
     try:

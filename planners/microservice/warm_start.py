@@ -15,6 +15,7 @@ import importlib.util
 import math
 import time
 
+from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
@@ -51,17 +52,17 @@ def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> Solv
 
     Raises
     ------
-    ValueError
+    BadInput
         On an unknown ``hint`` or a ``hint_share`` outside (0, 1].
     """
     hint = options.option("hint", "lp_round")
     if hint in (False, None, "none"):
         return None
     if hint not in ("lp_round", "greedy", True):
-        raise ValueError(f"hint: must be 'lp_round', 'greedy' or 'none', got {hint!r}")
+        raise BadInput("options.hint", f"must be 'lp_round', 'greedy' or 'none', got {hint!r}")
     share = float(options.option("hint_share", 0.25))
     if not 0.0 < share <= 1.0:
-        raise ValueError(f"hint_share: must be in (0, 1], got {share}")
+        raise BadInput("options.hint_share", f"must be in (0, 1], got {share}")
     remaining = options.remaining()
     budget = options if math.isinf(remaining) else limited(options, remaining * share)
     start = None
