@@ -1,12 +1,13 @@
 """The heuristic plan the exact solvers start from, computed in a share of the time limit.
 
-Both exact solvers (:mod:`.ilp`, :mod:`.cp_model`) first compute a plan with LP
-rounding (or the greedy) and hand it to their backend as a start: a MIP start
-for HiGHS, a hint for CP-SAT. The heuristic gets at most ``hint_share``
-(default 0.25) of the time left, so that the exact search keeps most of the
-budget; LP rounding falls back to the greedy when its LP does not finish in
-that share. The exact solvers return the better of the backend's incumbent and
-this plan, so they never serve less than it.
+Both exact solvers (:mod:`.ilp`, :mod:`.cp_model`) first compute a heuristic
+plan and hand it to their backend as a start: a MIP start for HiGHS, a hint
+for CP-SAT. The heuristics get at most ``hint_share`` (default 0.5) of the
+time left: first the greedy (fast, and the fallback when time is short), then,
+with what is left of the share, LP rounding (option ``hint="lp_round"``, the
+default); the better plan is the start. The exact solvers return the better of
+the backend's incumbent and this plan, so they never serve less than it --
+and at a time limit too short for the exact model to be built, they return it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["HINT_OPTIONS", "heuristic_start", "limited"]
 #: The solver options the start reads (name -> meaning).
 HINT_OPTIONS = {
     "hint": "plan to start from: 'lp_round' (default), 'greedy' or 'none'",
-    "hint_share": "most share of the time left the start plan may use (default 0.25)",
+    "hint_share": "most share of the time left the start plan may use (default 0.5)",
 }
 
 
@@ -60,20 +61,24 @@ def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> Solv
         return None
     if hint not in ("lp_round", "greedy", True):
         raise BadInput("options.hint", f"must be 'lp_round', 'greedy' or 'none', got {hint!r}")
-    share = float(options.option("hint_share", 0.25))
+    share = float(options.option("hint_share", 0.5))
     if not 0.0 < share <= 1.0:
         raise BadInput("options.hint_share", f"must be in (0, 1], got {share}")
     remaining = options.remaining()
     budget = options if math.isinf(remaining) else limited(options, remaining * share)
-    start = None
-    if hint != "greedy" and all(importlib.util.find_spec(m) for m in ("pulp", "highspy")):
+    from .greedy import solve_greedy
+
+    start = solve_greedy(problem, budget)
+    if (
+        hint != "greedy"
+        and not budget.expired()
+        and all(importlib.util.find_spec(m) for m in ("pulp", "highspy"))
+    ):
         from .lp_rounding import solve_lp_round
 
-        start = solve_lp_round(problem, budget)
-    if start is None or start.plan is None:
-        from .greedy import solve_greedy
-
-        start = solve_greedy(problem, budget)
+        rounded = solve_lp_round(problem, budget)
+        if rounded.plan is not None and (rounded.objective or 0.0) > (start.objective or 0.0):
+            start = rounded
     return SolverOutput(
         SolveStatus.TIME_LIMIT,
         plan=start.plan,
