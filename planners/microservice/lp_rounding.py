@@ -30,11 +30,11 @@ the plan does not depend on the clock when the limit is not reached):
    tightening rows and instance-rounding inequalities (they lower the bound a
    lot on large instances -- 27,678 to 22,667 requests/s on 30 x 136 -- but
    make the LP several times slower, and on small instances their LP rounds
-   to slightly worse plans) (:mod:`.formulation`, :func:`~.ilp.build_milp`). Its optimum
-   is a valid upper bound on the served requests/s, reported as ``bound`` with
-   ``metrics["lp_gap"]`` the plan's relative gap to it. (On the shipped
-   instances it is close to the compute-only bound: fractional deployments
-   make storage nearly free in the relaxation.)
+   to slightly worse plans; :mod:`.formulation`, :func:`~.ilp.build_milp`).
+   Its optimum is a valid upper bound on the served requests/s, reported as
+   ``bound`` with ``metrics["lp_gap"]`` the plan's relative gap to it.
+   (Without the rounding rows it equals the closed-form compute bound on the
+   Docker Hub instances; :mod:`.ilp` says why.)
 2. Rounds (option ``rounds``), drawing from ``numpy.random.default_rng(seed)``
    in a fixed order:
 
