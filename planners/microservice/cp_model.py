@@ -19,8 +19,9 @@ whenever the data allows it (**exact rational scaling**):
   routing is a maximum flow with integer capacities, which has an integral
   optimum, so integer flows lose nothing.
 
-"Integers" allows a relative error of 1e-9 (floats such as 0.1 are not exact
-binary fractions); the evaluator accepts plans within the same tolerance. The
+"Integers" allows an error of 1e-6 plus a few float ulps of the scaled value
+(floats such as 0.1 are not exact binary fractions), far inside the
+evaluator's tolerance (1e-6 absolute on every budget). The
 shipped and imported instances (whole bytes, millicores in steps of 50, rates
 and demands in steps of 0.1) always scale exactly: the solver is then exact,
 its proven bound is the model's, and ``optimal`` means proven optimal.
@@ -77,12 +78,15 @@ FLOW_SCALE = 1000
 #: Most decimals exact scaling accepts, and its relative tolerance.
 MAX_DECIMALS = 6
 _INTEGER_TOL = 1e-9
+#: Absolute tolerance of a scaled value counted as an integer (plus a few float ulps).
+_INTEGER_ABS_TOL = 1e-6
 
 
 def exact_scale(values: list[float], max_decimals: int = MAX_DECIMALS) -> int | None:
     """The smallest ``10^k`` (``k <= max_decimals``) making every value an integer, or None.
 
-    A value counts as an integer within a relative error of 1e-9.
+    A scaled value counts as an integer within 1e-6 plus eight float ulps of it
+    (what rounding a decimal to binary floating point can leave).
 
     Examples
     --------
@@ -94,7 +98,7 @@ def exact_scale(values: list[float], max_decimals: int = MAX_DECIMALS) -> int | 
     for k in range(max_decimals + 1):
         scale = 10**k
         if all(
-            abs(v * scale - round(v * scale)) <= _INTEGER_TOL * max(1.0, abs(v * scale))
+            abs(v * scale - round(v * scale)) <= _INTEGER_ABS_TOL + 8 * math.ulp(v * scale)
             for v in values
         ):
             return scale

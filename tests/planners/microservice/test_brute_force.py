@@ -215,3 +215,29 @@ def test_rounding_cuts_are_valid_and_bite(optima: dict[int, float]) -> None:
         assert values["all"] >= optima[seed] - 1e-6, seed
         tighter += values["all"] < values["none"] - 1e-6
     assert tighter >= 1
+
+
+def test_cpsat_scaling_exact_on_decimals_and_safe_otherwise() -> None:
+    """CP-SAT scales decimal data exactly; with a non-decimal size it falls back and still meets the optimum's bracket."""
+    from distplan.planners.microservice.cp_model import exact_scale, scaling_of
+
+    assert exact_scale([250.0, 12.5, 0.1]) == 10
+    assert exact_scale([1 / 3]) is None
+    problem = random_problem(3)
+    assert scaling_of(problem).exact
+    odd = problem.model_copy(
+        update={
+            "services": [
+                s.model_copy(update={"compute_per_instance": s.compute_per_instance + 1 / 3})
+                for s in problem.services
+            ]
+        }
+    )
+    odd = MicroserviceProblem.model_validate(odd.model_dump())
+    assert not scaling_of(odd).exact
+    result = distplan.solve(odd, "cpsat", time_limit=30.0, seed=0)
+    ilp = distplan.solve(odd, "ilp", time_limit=30.0, seed=0)
+    assert result.metrics["exact_data"] is False
+    assert ilp.status is SolveStatus.OPTIMAL
+    assert result.objective <= ilp.objective * (1 + 1e-6) + 1e-9
+    assert result.bound >= ilp.objective * (1 - 1e-6) - 1e-9
