@@ -60,7 +60,7 @@ from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .placement import budget_violations, empty_output, link_key, solver_output
-from .warm_start import HINT_OPTIONS, heuristic_start, limited
+from .warm_start import HINT_OPTIONS, backend_options, heuristic_start, limited
 
 __all__ = [
     "SOLVER_NAME",
@@ -390,7 +390,7 @@ def solve_cp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutpu
     if start is not None:
         _hint(inner, start)
     with_outer = bool(options.option("outer_bound", True)) and not scaling.exact
-    remaining = options.remaining()
+    remaining = backend_options(options).remaining()
     share = float(options.option("inner_share", 0.7)) if with_outer else 1.0
     inner_options = options if math.isinf(remaining) else limited(options, remaining * share)
     outcome = solve_cpsat(inner.model, inner_options)
@@ -438,7 +438,7 @@ def _outer_bound(
         return None
     # The inner solution is feasible for the outer model: start from it.
     _hint_from(outer, inner, solver)
-    outcome = solve_cpsat(outer.model, options)
+    outcome = solve_cpsat(outer.model, backend_options(options))
     if not outcome.has_solution or outcome.bound is None:  # no solution: no meaningful bound
         return None
     return outcome.bound / scaling.flow_scale

@@ -70,7 +70,7 @@ from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .placement import Placement, budget_violations, link_key, solver_output
-from .warm_start import HINT_OPTIONS, heuristic_start
+from .warm_start import HINT_OPTIONS, backend_options, heuristic_start
 
 __all__ = ["MilpModel", "build_milp", "read_placement", "replay", "solve_ilp", "start_values"]
 
@@ -376,7 +376,8 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     never worse than it. Model building counts against the limit; when the
     limit passes while building, or the backend returns no better plan, the
     start plan is returned (status ``time_limit``, ``metrics["plan_from"]``)
-    with whatever bound the ILP proved.
+    with whatever bound the ILP proved. HiGHS stops a small reserve before
+    the limit (:func:`~.warm_start.backend_options`) to read and route the plan.
     """
     index = formulation_index(problem)
     if not index.pairs:
@@ -393,7 +394,7 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
         return fallback
     size = {"variables": len(milp.model.variables()), "constraints": len(milp.model.constraints)}
     warm = None if start is None else start_values(milp, start)
-    outcome = solve_milp(milp.model, options, start=warm)
+    outcome = solve_milp(milp.model, backend_options(options), start=warm)
     metrics: dict[str, object] = {
         **size,
         "backend": outcome.backend,

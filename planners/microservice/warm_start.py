@@ -21,7 +21,7 @@ from ...models.microservice import MicroserviceProblem
 from ...models.result import SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 
-__all__ = ["HINT_OPTIONS", "heuristic_start", "limited"]
+__all__ = ["HINT_OPTIONS", "backend_options", "heuristic_start", "limited"]
 
 #: The solver options the start reads (name -> meaning).
 HINT_OPTIONS = {
@@ -39,6 +39,19 @@ def limited(options: SolveOptions, seconds: float) -> SolveOptions:
         extra=options.extra,
         started_at=time.monotonic(),
     )
+
+
+def backend_options(options: SolveOptions) -> SolveOptions:
+    """``options`` for the exact backend: the time left minus a reserve for reading the plan.
+
+    The reserve, ``min(0.5 s, 10 %)`` of the time left, pays for reading the
+    solution, routing the plan by maximum flow and trimming it after the
+    backend stops, so that the solver returns within its limit.
+    """
+    remaining = options.remaining()
+    if math.isinf(remaining):
+        return options
+    return limited(options, max(0.0, remaining - min(0.5, 0.1 * remaining)))
 
 
 def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput | None:
