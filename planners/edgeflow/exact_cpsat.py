@@ -53,9 +53,9 @@ def _ticks(seconds: float) -> int:
 @register_solver(
     "cpsat-whole-layer",
     kind="edgeflow",
-    role=Role.EXACT,
+    role=Role.HEURISTIC,
     needs=("ortools",),
-    description="CP-SAT: exact over whole-layer placements and schedules of coarsened layer groups (no row splits)",
+    description="CP-SAT over whole-layer placements of coarsened layer groups: optimal within that restricted space only (no row splits), so registered as a heuristic",
     extra_options={
         "max_groups": f"layers are merged into at most this many groups (default {DEFAULT_MAX_GROUPS})"
     },

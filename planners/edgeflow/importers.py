@@ -78,7 +78,7 @@ def import_pipedream(
     shapes, so every layer is one row and whole-only; work is
     ``forward_ms / 1000 / minibatch * reference_flops`` FLOPs.
     """
-    from ..pipeline.pipedream_import import layer_name, parse_profile
+    from ..common.pipedream_graph import layer_name, parse_profile
 
     if not 1 <= minibatch <= 100_000:
         raise BadInput(field="--minibatch", reason=f"must be 1..100000, got {minibatch}")

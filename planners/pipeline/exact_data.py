@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ...models.pipeline import PipelineProblem
-from .linearize import candidate_cuts, linearize
+from ..common.linearize import candidate_cuts, linearize
 
 #: Default number of blocks the layers are coarsened to.
 DEFAULT_MAX_BLOCKS = 12
@@ -60,10 +61,9 @@ def _pow10_at_most(value: float) -> int:
 class Network:
     """Lower-bound view of the interconnect.
 
-    ``bandwidth[i][j]``: widest-path bottleneck in bytes/s (the simulator's
-    route has exactly this bottleneck); ``latency[i][j]``: the smallest route
-    latency in seconds among all paths with that bottleneck (a lower bound on the
-    simulator's route latency).
+    ``bandwidth[i][j]``: the bottleneck of the network's route in bytes/s;
+    ``latency[i][j]``: its latency in seconds (both exactly the simulator's, on
+    an idle network).
     """
 
     bandwidth: list[list[float]]
@@ -71,36 +71,22 @@ class Network:
 
 
 def lower_bound_network(problem: PipelineProblem) -> Network:
-    """Widest bottleneck and the least latency among widest paths, for every GPU pair."""
-    cluster = problem.cluster
-    n = problem.num_gpus
-    direct = cluster.bandwidth_bytes_per_s
-    link_latency = cluster.latency_s or [[0.0] * n for _ in range(n)]
-    width = [[math.inf if i == j else float(direct[i][j]) for j in range(n)] for i in range(n)]
-    for k in range(n):  # bottleneck Floyd-Warshall (exact for the width)
-        for i in range(n):
-            for j in range(n):
-                via = min(width[i][k], width[k][j])
-                if via > width[i][j]:
-                    width[i][j] = via
+    """Bottleneck and latency of the network's route for every GPU pair, as if the network were idle.
+
+    Routes come from :meth:`Cluster.route` (the one routing function). Using
+    uncontended route times is a relaxation: the simulator charges at least
+    ``latency + bytes / bottleneck`` for every transfer, plus any wait for a
+    shared resource (NIC, switch port, medium), so bounds built on these
+    numbers stay valid on the shared network.
+    """
+    cluster, n = problem.cluster, problem.num_gpus
+    width = [[math.inf] * n for _ in range(n)]
     latency = [[0.0] * n for _ in range(n)]
-    for src in range(n):
-        for dst in range(n):
-            if src == dst:
-                continue
-            threshold = width[src][dst]
-            best = [math.inf] * n  # Dijkstra over links at least `threshold` wide
-            best[src] = 0.0
-            done = [False] * n
-            for _ in range(n):
-                u = min((v for v in range(n) if not done[v]), key=lambda v: best[v])
-                if best[u] == math.inf:
-                    break
-                done[u] = True
-                for v in range(n):
-                    if v != u and direct[u][v] > 0 and direct[u][v] >= threshold:
-                        best[v] = min(best[v], best[u] + float(link_latency[u][v]))
-            latency[src][dst] = best[dst]
+    for i in range(n):
+        for j in range(n):
+            route = cluster.route(i, j) if i != j else None
+            if route is not None:
+                width[i][j], latency[i][j] = route.bottleneck_bytes_per_s, route.latency_s
     return Network(bandwidth=width, latency=latency)
 
 
@@ -109,7 +95,8 @@ class Group:
     """A candidate replica group: its GPUs, summed speed and all-reduce bound terms.
 
     The all-reduce of ``P`` bytes takes at least ``2 (R - 1) * max(ring_latency_s,
-    link_latency_s + P / R * link_s_per_byte)`` seconds for every ring order, and for
+    link_latency_s + P / R * link_s_per_byte)`` seconds for every ring order and for
+    the two-level algorithm (each term is the smaller of the two), and for
     two replicas at least ``2 * (latency + P / 2 / bandwidth)`` of each direction
     (``exact_links``).
     """
@@ -127,14 +114,40 @@ class Group:
         return len(self.gpus)
 
 
-def _rings(gpus: tuple[int, ...]):
+def _rings(gpus: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
     """Every directed ring over ``gpus`` (first GPU fixed)."""
     first, rest = gpus[0], gpus[1:]
     for perm in itertools.permutations(rest):
         yield (first, *perm)
 
 
-def _make_group(gpus: tuple[int, ...], speeds: list[float], net: Network) -> Group:
+def _two_level_terms(
+    gpus: tuple[int, ...], servers: list[str], net: Network
+) -> tuple[float, float, float] | None:
+    """Ring-form terms ``(ring_latency, link_latency, link_cost)`` under the two-level all-reduce.
+
+    None when the simulator would not consider it (one server, or one replica per
+    server). Its leader ring alone takes ``2 (m - 1)`` steps of at least
+    ``latency + P / m * cost`` over ``m`` servers, with latency and cost (s/byte)
+    at least the least over cross-server pairs; written in the ring's form
+    ``2 (R - 1) (latency' + P / R * cost')`` this is ``latency' = (m - 1) / (R - 1)
+    * latency`` and ``cost' = (m - 1) R / (m (R - 1)) * cost``.
+    """
+    on = [servers[g] for g in gpus]
+    m, r = len(set(on)), len(gpus)
+    if m < 2 or m == r:
+        return None
+    cross = [(a, b) for a in gpus for b in gpus if servers[a] != servers[b]]
+    latency = min(net.latency[a][b] for a, b in cross)
+    cost = min(1.0 / net.bandwidth[a][b] for a, b in cross)
+    scaled_latency = (m - 1) / (r - 1) * latency
+    return scaled_latency, scaled_latency, (m - 1) * r / (m * (r - 1)) * cost
+
+
+def _make_group(
+    gpus: tuple[int, ...], speeds: list[float], net: Network, servers: list[str]
+) -> Group:
+    """A group with all-reduce terms valid for the ring and, where it applies, the two-level algorithm."""
     mask = sum(1 << g for g in gpus)
     speed = sum(speeds[g] for g in gpus)
     if len(gpus) < 2:
@@ -148,6 +161,11 @@ def _make_group(gpus: tuple[int, ...], speeds: list[float], net: Network) -> Gro
         worst = max(range(len(links)), key=lambda k: (cost[k], lat[k]))
         link_latency = min(link_latency, lat[worst])
         link_cost = min(link_cost, cost[worst])
+    two_level = _two_level_terms(gpus, servers, net)
+    if two_level is not None:  # the simulator takes the cheaper: keep what bounds both
+        ring_latency = min(ring_latency, two_level[0])
+        link_latency = min(link_latency, two_level[1])
+        link_cost = min(link_cost, two_level[2])
     exact: tuple[tuple[float, float], ...] = ()
     if len(gpus) == 2:
         a, b = gpus
@@ -180,7 +198,7 @@ def candidate_groups(
                 break
             largest = r
     groups = [
-        _make_group(c, speeds, net)
+        _make_group(c, speeds, net, problem.cluster.server_of_gpu)
         for r in range(1, largest + 1)
         for c in itertools.combinations(range(n), r)
     ]
