@@ -118,6 +118,14 @@ def base_instance() -> dict:
     return json.loads(PIPELINE.read_text())
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 top_level_mutations = st.sampled_from(
     [
         ("microbatches", -3),
@@ -131,7 +139,11 @@ top_level_mutations = st.sampled_from(
 )
 layer_mutations = st.tuples(
     st.sampled_from(["forward_s", "activation_bytes", "parameter_bytes"]),
-    st.one_of(st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False), st.text(max_size=3), st.none()),
+    st.one_of(
+        st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False),
+        st.text(max_size=3).filter(lambda text: not _is_number(text)),  # "0" is a number, validly coerced
+        st.none(),
+    ),
 )
 
 
