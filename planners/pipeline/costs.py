@@ -1,62 +1,140 @@
-"""Cost estimates the planners share: effective bandwidth between GPUs, stage times.
+"""Cost estimates the planners share, on the cluster's physical network.
 
 These are the planners' own estimates (the simulator recomputes everything from
-the plan in its own code).
+the plan in its own code). Every estimate routes its transfers with the one
+routing function of :mod:`distplan.models.network` and charges *shared*
+resources: transfers that cross one NIC, switch port or medium at the same time
+split its capacity.
+
+Estimate of a set of concurrent transfers (a "step")
+----------------------------------------------------
+A step moving ``b_f`` bytes on the route of every flow ``f`` takes::
+
+    max( max_f (latency_f + b_f / bottleneck_f),  max_resource sum_{f on it} b_f / capacity )
+
+the slowest transfer alone, or the busiest resource's bytes over its capacity,
+whichever is larger (a lower estimate of the FCFS-hold replay of
+``models/pipeline.py``, exact when one resource is the bottleneck). Because
+every flow carries a fixed fraction of a stage's bytes, a step is a set of
+*lines* ``(latency, seconds per byte)`` and its time for ``B`` bytes is the
+largest ``latency + B * seconds_per_byte``; the DPs evaluate these lines on
+whole vectors of byte counts.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from ...models.network import Network, NetworkLink, NetworkNode, Route, route
 from ...models.pipeline import Cluster, PipelineProblem
+
+__all__ = [
+    "ClusterView",
+    "Interconnect",
+    "Line",
+    "interconnect",
+    "lines_s",
+    "servers_of",
+]
+
+#: ``(latency seconds, seconds per byte)``: a transfer time linear in the bytes moved.
+Line = tuple[float, float]
+
+
+def _matrix_fabric(cluster: Cluster) -> Network:
+    """The legacy matrix form as a network: a private directed link per nonzero entry, GPUs relay."""
+    names = [g.name for g in cluster.gpus]
+    latency = cluster.latency_s
+    links = [
+        NetworkLink(
+            source=names[i],
+            target=names[j],
+            bandwidth_bytes_per_s=bandwidth,
+            latency_s=0.0 if latency is None else latency[i][j],
+            duplex=False,
+        )
+        for i, row in enumerate(cluster.bandwidth_bytes_per_s or [])
+        for j, bandwidth in enumerate(row)
+        if i != j and bandwidth > 0
+    ]
+    return Network(nodes=[NetworkNode(name=n, role="compute", forwards=True) for n in names], links=links)
+
+
+def gpu_route(cluster: Cluster, src: int, dst: int) -> Route:
+    """The route from GPU ``src`` to GPU ``dst`` on the cluster's network."""
+    method = getattr(cluster, "route", None)
+    found = method(src, dst) if method is not None else route(_fabric(cluster), cluster.gpus[src].name, cluster.gpus[dst].name)
+    if found is None:  # pragma: no cover - the cluster validator proves connectivity
+        raise ValueError(f"cluster: no route from GPU {src} to GPU {dst}")
+    return found
+
+
+_FABRICS: dict[int, tuple[Cluster, Network]] = {}
+
+
+def _fabric(cluster: Cluster) -> Network:
+    fabric = getattr(cluster, "fabric", None)
+    if isinstance(fabric, Network):
+        return fabric
+    hit = _FABRICS.get(id(cluster))
+    if hit is None or hit[0] is not cluster:
+        if len(_FABRICS) >= 16:
+            _FABRICS.clear()
+        hit = _FABRICS[id(cluster)] = (cluster, _matrix_fabric(cluster))
+    return hit[1]
+
+
+def servers_of(cluster: Cluster) -> list[str]:
+    """The server (host) of every GPU; a GPU that names none is a server of its own."""
+    servers = getattr(cluster, "server_of_gpu", None)
+    if servers is not None:
+        return list(servers)
+    return [g.name for g in cluster.gpus]
+
+
+def lines_s(lines: Sequence[Line], num_bytes: np.ndarray | float) -> np.ndarray:
+    """The largest ``latency + bytes * seconds_per_byte`` over ``lines`` (0 for no lines), element-wise."""
+    values = np.asarray(num_bytes, dtype=float)
+    if not lines:
+        return np.zeros_like(values)
+    return np.max([lat + per_byte * values for lat, per_byte in lines], axis=0)
 
 
 @dataclass(frozen=True)
 class Interconnect:
-    """Widest-path bandwidth (bytes/s) and route latency (s) for every GPU pair."""
+    """Route bottleneck bandwidth (bytes/s) and route latency (s) for every GPU pair, on an idle network."""
 
     bandwidth_bytes_per_s: np.ndarray
     latency_s: np.ndarray
 
     def transfer_s(self, src: int, dst: int, num_bytes: float) -> float:
-        """Seconds to move ``num_bytes`` from GPU ``src`` to ``dst`` on an idle network."""
+        """Seconds to move ``num_bytes`` from GPU ``src`` to ``dst`` alone on an idle network."""
         if src == dst:
             return 0.0
         return float(self.latency_s[src, dst] + num_bytes / self.bandwidth_bytes_per_s[src, dst])
 
 
 def interconnect(cluster: Cluster) -> Interconnect:
-    """Bottleneck bandwidth of the widest path between every pair, with its latency.
-
-    A Floyd–Warshall variant on (max bottleneck, then min hops); latency is the
-    sum over the chosen route's links.
-    """
+    """Bottleneck and latency of the route (:func:`distplan.models.network.route`) of every GPU pair."""
     n = len(cluster.gpus)
-    direct = np.array(cluster.bandwidth_bytes_per_s, dtype=float)
-    link_latency = np.zeros((n, n)) if cluster.latency_s is None else np.array(cluster.latency_s, dtype=float)
-    width = direct.copy()
-    hops = np.where(direct > 0, 1.0, np.inf)
-    latency = np.where(direct > 0, link_latency, np.inf)
-    np.fill_diagonal(width, np.inf)
-    np.fill_diagonal(hops, 0.0)
-    np.fill_diagonal(latency, 0.0)
-    for k in range(n):
-        via_width = np.minimum(width[:, k : k + 1], width[k : k + 1, :])
-        via_hops = hops[:, k : k + 1] + hops[k : k + 1, :]
-        better = (via_width > width) | ((via_width == width) & (via_hops < hops))
-        width = np.where(better, via_width, width)
-        hops = np.where(better, via_hops, hops)
-        latency = np.where(better, latency[:, k : k + 1] + latency[k : k + 1, :], latency)
-    np.fill_diagonal(width, np.inf)
+    width = np.full((n, n), np.inf)
+    latency = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                found = gpu_route(cluster, i, j)
+                width[i, j], latency[i, j] = found.bottleneck_bytes_per_s, found.latency_s
     return Interconnect(bandwidth_bytes_per_s=width, latency_s=latency)
 
 
 @dataclass(frozen=True)
 class ClusterView:
-    """Per-problem facts planners look up often."""
+    """Per-problem facts and network estimates the planners look up often."""
 
     problem: PipelineProblem
 
@@ -72,26 +150,134 @@ class ClusterView:
     def memory_bytes(self) -> np.ndarray:
         return np.array([g.memory_bytes for g in self.problem.cluster.gpus], dtype=float)
 
-    def group_speed(self, gpus: list[int] | tuple[int, ...]) -> float:
+    @cached_property
+    def server_of_gpu(self) -> list[str]:
+        return servers_of(self.problem.cluster)
+
+    @cached_property
+    def _routes(self) -> dict[tuple[int, int], Route]:
+        return {}
+
+    def route(self, src: int, dst: int) -> Route:
+        """The route of GPU ``src`` to GPU ``dst`` (cached)."""
+        found = self._routes.get((src, dst))
+        if found is None:
+            found = self._routes[(src, dst)] = gpu_route(self.problem.cluster, src, dst)
+        return found
+
+    def capacity(self, resource: str) -> float:
+        """Capacity (bytes/s) of a resource named as in :attr:`Route.resources`."""
+        return _fabric(self.problem.cluster).capacity_of(resource)
+
+    def group_speed(self, gpus: Sequence[int]) -> float:
         """Summed speed of a replica group (its throughput relative to one speed-1.0 GPU)."""
         return float(sum(self.speed[g] for g in gpus))
 
-    def group_transfer_s(self, src: list[int] | tuple[int, ...], dst: list[int] | tuple[int, ...], num_bytes: float) -> float:
-        """Estimated seconds to move a micro-batch's ``num_bytes`` from group ``src`` to ``dst``.
+    def shares(self, gpus: Sequence[int]) -> list[float]:
+        """Every replica's fraction of a micro-batch, in proportion to speed."""
+        total = self.group_speed(gpus)
+        return [float(self.speed[g]) / total for g in gpus]
 
-        Shards move in parallel; the estimate is the slowest sender-receiver pair
-        carrying ``num_bytes / max(len(src), len(dst))``.
+    def step_lines(self, flows: Sequence[tuple[int, int, float]]) -> list[Line]:
+        """Lines of a step of concurrent ``(src, dst, fraction of the bytes)`` flows (module docstring)."""
+        lines: set[Line] = set()
+        load: dict[str, float] = {}
+        for src, dst, fraction in flows:
+            if src == dst or fraction <= 0:
+                continue
+            found = self.route(src, dst)
+            lines.add((found.latency_s, fraction / found.bottleneck_bytes_per_s))
+            for resource in found.resources:
+                load[resource] = load.get(resource, 0.0) + fraction
+        for resource, fraction in load.items():
+            capacity = self.capacity(resource)
+            if math.isfinite(capacity):
+                lines.add((0.0, fraction / capacity))
+        return sorted(lines)
+
+    def boundary_lines(self, src: Sequence[int], dst: Sequence[int]) -> list[Line]:
+        """Lines of one micro-batch's activations moving from group ``src`` to group ``dst``.
+
+        Replicas hold consecutive share intervals of the micro-batch (in group
+        order); a sender sends a receiver the overlap of their intervals, all at
+        once (``models/pipeline.py``, transfers).
         """
+        flows: list[tuple[int, int, float]] = []
+        a = 0.0
+        dst_spans = []
+        c = 0.0
+        for g, share in zip(dst, self.shares(dst), strict=True):
+            dst_spans.append((g, c, c + share))
+            c += share
+        for g, share in zip(src, self.shares(src), strict=True):
+            b = a + share
+            for h, lo, hi in dst_spans:
+                overlap = min(b, hi) - max(a, lo)
+                if overlap > 1e-12:
+                    flows.append((g, h, overlap))
+            a = b
+        return self.step_lines(flows)
+
+    def group_transfer_s(self, src: Sequence[int], dst: Sequence[int], num_bytes: float) -> float:
+        """Estimated seconds to move a micro-batch's ``num_bytes`` from group ``src`` to group ``dst``."""
         if num_bytes <= 0 or tuple(src) == tuple(dst):
             return 0.0
-        share = num_bytes / max(len(src), len(dst))
-        return max(self.net.transfer_s(a, b, share) for a in src for b in dst)
+        return float(lines_s(self.boundary_lines(src, dst), num_bytes))
 
-    def allreduce_s(self, gpus: list[int] | tuple[int, ...], parameter_bytes: float) -> float:
-        """Ring all-reduce seconds over ``gpus`` in order: ``2 (R-1)`` steps of ``bytes / R``."""
-        r = len(gpus)
-        if r <= 1 or parameter_bytes <= 0:
-            return 0.0
-        chunk = parameter_bytes / r
-        step = max(self.net.transfer_s(gpus[i], gpus[(i + 1) % r], chunk) for i in range(r))
-        return 2 * (r - 1) * step
+    def server_order(self, gpus: Sequence[int]) -> list[list[int]]:
+        """The group's replicas by server: servers in order of first appearance, replicas in group order."""
+        by_server: dict[str, list[int]] = {}
+        for g in gpus:
+            by_server.setdefault(self.server_of_gpu[g], []).append(g)
+        return list(by_server.values())
+
+    def allreduce_steps(self, gpus: Sequence[int]) -> list[list[list[Line]]]:
+        """Step lines of the candidate all-reduce algorithms over ``gpus`` (ring, then two-level if it applies).
+
+        Each algorithm is a list of steps; each step a list of lines per byte of
+        the stage's parameters (``models/pipeline.py``, all-reduce: a ring over
+        the replicas ordered server by server; a two-level reduce-scatter,
+        gather, leader ring, scatter, all-gather when the replicas span several
+        servers and one server holds more than one).
+        """
+        servers = self.server_order(gpus)
+        ring = [g for members in servers for g in members]
+        r = len(ring)
+        if r < 2:
+            return []
+        ring_step = self.step_lines([(ring[p], ring[(p + 1) % r], 1.0 / r) for p in range(r)])
+        algorithms = [[ring_step] * (2 * (r - 1))]
+        if len(servers) > 1 and any(len(m) > 1 for m in servers):
+            steps: list[list[Line]] = []
+            inner = max(len(m) for m in servers) - 1
+
+            def intra(step: int) -> list[Line]:
+                flows = [
+                    (m[p], m[(p + 1) % len(m)], 1.0 / len(m))
+                    for m in servers
+                    if step < len(m) - 1
+                    for p in range(len(m))
+                ]
+                return self.step_lines(flows)
+
+            gather = self.step_lines([(g, m[0], 1.0 / len(m)) for m in servers for g in m[1:]])
+            scatter = self.step_lines([(m[0], g, 1.0 / len(m)) for m in servers for g in m[1:]])
+            leaders = [m[0] for m in servers]
+            count = len(leaders)
+            leader_step = self.step_lines([(leaders[p], leaders[(p + 1) % count], 1.0 / count) for p in range(count)])
+            steps += [intra(i) for i in range(inner)] + [gather]
+            steps += [leader_step] * (2 * (count - 1))
+            steps += [scatter] + [intra(i) for i in range(inner)]
+            algorithms.append(steps)
+        return algorithms
+
+    def allreduce_s(self, gpus: Sequence[int], parameter_bytes: np.ndarray | float) -> np.ndarray:
+        """Estimated all-reduce seconds of ``parameter_bytes`` over ``gpus``: the cheaper algorithm, element-wise."""
+        values = np.asarray(parameter_bytes, dtype=float)
+        best = np.zeros_like(values) if len(gpus) < 2 else np.full_like(values, np.inf)
+        for steps in self.allreduce_steps(gpus):
+            total = np.zeros_like(values)
+            for lines in steps:
+                total = total + lines_s(lines, values)
+            best = np.minimum(best, total)
+        return np.where(values > 0, best, 0.0)

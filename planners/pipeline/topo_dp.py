@@ -10,11 +10,15 @@ synchronisation)::
 
 * ``compute_i`` = stage work / summed replica speed (data-parallel shares);
 * ``transfer_i`` = seconds to send the activations crossing the stage's last
-  boundary to the first GPU of the next run, each replica its share, over the
-  real widest-path bandwidth and latency (once forward, once backward in the
-  fill/drain; the link's occupancy per micro-batch in the steady state);
-* ``allreduce_i`` = ring all-reduce of the stage's parameters over its replicas
-  in order (``2 (R - 1)`` steps of ``bytes / R``);
+  boundary to the first GPU of the next run, each replica its share, all at
+  once on the shared network (:meth:`~.costs.ClusterView.step_lines`: the
+  slowest route alone or the busiest NIC, switch port or link, whichever is
+  larger; replicas of one server share its NIC), once forward and once
+  backward in the fill/drain, and the boundary's occupancy per micro-batch in
+  the steady state;
+* ``allreduce_i`` = the cheaper of a ring and a two-level all-reduce of the
+  stage's parameters over its replicas on the shared network
+  (:meth:`~.costs.ClusterView.allreduce_s`);
 * memory: every replica must hold ``(1 + optimizer_state_factor)`` times the
   stage's parameters plus its share of the activations of as many micro-batches
   as 1F1B can keep in flight, bounded conservatively by
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...models.pipeline import PipelineProblem
-from .costs import ClusterView
+from .costs import ClusterView, lines_s
 from .linearize import Linearization, candidate_cuts
 
 __all__ = ["BlockTables", "DPPlan", "block_tables", "plan_along"]
@@ -115,7 +119,6 @@ def _options(
     """
     n, k = len(ordering), problem.microbatches
     num_blocks = tables.num_blocks
-    width, latency = view.net.bandwidth_bytes_per_s, view.net.latency_s
     factor = 1.0 + problem.optimizer_state_factor
     upper = np.triu(np.ones((num_blocks + 1, num_blocks + 1), dtype=bool), k=1)
     static = factor * tables.parameter_bytes
@@ -129,24 +132,18 @@ def _options(
             speeds = view.speed[list(group)]
             shares = speeds / speeds.sum()
             compute = tables.work_s / speeds.sum()
-            # Transfer to the next run's first GPU: each replica sends its share. Replicas with the
-            # same (latency, seconds per byte) give the same line, so only distinct lines are kept.
+            # Transfer to the next run's first GPU: each replica sends its share, all at once, on the
+            # shared network (replicas of one server share its NIC: the lines charge every resource).
             if j + r < n:
                 nxt = ordering[j + r]
-                lines = {(latency[g, nxt], share / width[g, nxt]) for g, share in zip(group, shares, strict=True)}
-                transfer = np.max([lat + per_byte * tables.cut_bytes for lat, per_byte in lines], axis=0)
-                transfer = np.where(is_last, 0.0, transfer)
+                lines = view.step_lines([(g, nxt, float(share)) for g, share in zip(group, shares, strict=True)])
+                transfer = np.where(is_last, 0.0, lines_s(lines, tables.cut_bytes))
                 allowed_end = np.ones(num_blocks + 1, dtype=bool)
             else:
                 transfer = np.zeros(num_blocks + 1)
                 allowed_end = is_last
-            # Ring all-reduce over the group in order: 2 (R - 1) steps of the slowest ring hop.
-            if r > 1:
-                hops = {(latency[group[p], group[(p + 1) % r]], 1.0 / (r * width[group[p], group[(p + 1) % r]])) for p in range(r)}
-                step = np.max([lat + per_byte * tables.parameter_bytes for lat, per_byte in hops], axis=0)
-                allreduce = 2 * (r - 1) * step
-            else:
-                allreduce = None
+            # Gradient all-reduce over the group: the cheaper of ring and two-level on the shared network.
+            allreduce = view.allreduce_s(group, tables.parameter_bytes) if r > 1 else None
             # Memory: in flight at most min(K, 1 + stages that can still follow).
             in_flight = np.minimum(k, 1 + np.minimum(n - j - r, blocks_after))
             if minimal_memory:
