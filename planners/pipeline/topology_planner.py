@@ -23,6 +23,16 @@ fastest. Steps:
    independent simulator under GPipe, 1F1B and the memory-capped list schedule
    (:mod:`.list_schedule`); the fastest feasible plan and schedule is returned.
 
+**Baselines as candidates** (option ``baseline_candidates``, default true):
+the plans of the literature baselines (``alpa_dp``, ``gpipe_dp``,
+``balance_by_time``, ``uniform``, ``pipedream_dp``) are computed first; those
+expressible as bounds on the linearisation seed the local search, and every
+one competes in step 4, so ``topo`` is never slower than a baseline. When a
+baseline's plan wins unchanged, ``metrics["plan_source"]`` names it (otherwise
+``"topo"``), and ``metrics["same_partition_as"]`` lists the baselines whose
+partition and placement it equals: the result says honestly where the plan
+came from.
+
 The same problem, options and seed give the same plan unless the time limit
 cuts the search short.
 """
@@ -33,25 +43,38 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
-from ...models.pipeline import PipelineProblem
+from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .baselines import min_max_partition
+from .alpa import alpa_dp
+from .baselines import balance_by_time, gpipe_dp, min_max_partition, uniform
 from .costs import ClusterView
 from .finalize import best_of, simulate_candidates, to_output
 from .linearize import Linearization, candidate_cuts, linearize
 from .list_schedule import list_schedule
+from .pipedream_dp import pipedream_dp
+from .simulator import evaluate_plan
 from .topo_dp import block_tables, plan_along
 from .topo_orderings import gpu_orderings, symmetric_bandwidth
 from .topo_search import Plan, PlanScorer, local_search, perturb
 
-__all__ = ["plan_topology", "topo"]
+__all__ = ["BASELINES", "as_bounds_plan", "baseline_candidates", "plan_topology", "topo"]
 
 logger = logging.getLogger(__name__)
+
+#: The baselines whose plans ``topo`` also considers (option ``baseline_candidates``).
+BASELINES = (
+    ("alpa_dp", alpa_dp),
+    ("gpipe_dp", gpipe_dp),
+    ("balance_by_time", balance_by_time),
+    ("uniform", uniform),
+    ("pipedream_dp", pipedream_dp),
+)
 
 #: Most boundary positions the local search considers (all positions below this many layers).
 MAX_POSITIONS = 512
@@ -77,7 +100,31 @@ def _seed_plans(problem: PipelineProblem, lin: Linearization) -> list[Plan]:
     return [(tuple(bounds), tuple((s,) for s in range(num_stages)))]
 
 
-def plan_topology(problem: PipelineProblem, options: SolveOptions) -> tuple[list[Plan], dict]:
+def as_bounds_plan(lin: Linearization, stage_of_layer: list[int], gpus_of_stage: list[list[int]]) -> Plan | None:
+    """The ``(bounds, groups)`` form of a plan whose stages are contiguous runs of ``lin.order``, else None."""
+    stages = [stage_of_layer[layer] for layer in lin.order]
+    if any(b < a for a, b in zip(stages, stages[1:], strict=False)) or stages[0] != 0:
+        return None
+    bounds = [0] + [p for p in range(1, len(stages)) if stages[p] != stages[p - 1]] + [len(stages)]
+    if len(bounds) - 1 != len(gpus_of_stage):
+        return None
+    return tuple(bounds), tuple(tuple(g) for g in gpus_of_stage)
+
+
+def baseline_candidates(problem: PipelineProblem, options: SolveOptions) -> list[tuple[str, PipelinePlan, float]]:
+    """``(solver, plan, simulated seconds)`` of every baseline that finds a plan, in :data:`BASELINES` order."""
+    plain = SolveOptions(time_limit=options.remaining(), seed=options.seed, threads=options.threads)
+    found = []
+    for name, solver in BASELINES:
+        output = solver(problem, plain)
+        if output.plan is not None and output.objective is not None:
+            found.append((name, output.plan, float(output.objective)))
+    return found
+
+
+def plan_topology(
+    problem: PipelineProblem, options: SolveOptions, seeds: Sequence[Plan] = ()
+) -> tuple[list[Plan], dict]:
     """Steps 1-3 of the module docstring: the best plans found (best first) and search metrics.
 
     Parameters
@@ -87,6 +134,8 @@ def plan_topology(problem: PipelineProblem, options: SolveOptions) -> tuple[list
     options
         ``time_limit`` and ``seed`` apply; extra options: ``max_blocks``,
         ``orderings``, ``restarts``, ``effort``, ``kicks``.
+    seeds
+        Extra starting plans (e.g. the baselines'), scored beside the DP's.
 
     Returns
     -------
@@ -125,7 +174,7 @@ def plan_topology(problem: PipelineProblem, options: SolveOptions) -> tuple[list
                 estimates[plan] = min(estimates.get(plan, math.inf), found.estimate_s)
             orderings_done += 1
         if not minimal_memory:
-            for plan in _seed_plans(problem, lin):
+            for plan in [*_seed_plans(problem, lin), *seeds]:
                 estimates.setdefault(plan, math.inf)
         candidates += len(estimates)
         for plan in sorted(estimates, key=lambda p: (estimates[p], p)):
@@ -197,14 +246,17 @@ def plan_topology(problem: PipelineProblem, options: SolveOptions) -> tuple[list
         "dp_overlap": "stage backward times assumed to hide a later stage's all-reduce in the DP estimate (default 1)",
         "finalists": "best searched plans replayed under every schedule at the end (default 4)",
         "kicks": f"most iterated-local-search kicks (default {MAX_KICKS})",
+        "baseline_candidates": "seed the search with the baselines' plans and let them compete (default true)",
         "effort": f"search budget in simulated tasks (default {DEFAULT_EFFORT}; a replay of W workers is 2 K W)",
     },
 )
 def topo(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
     """Topology-aware planner: DP over GPU orderings, simulated local search, best schedule."""
-    plans, metrics = plan_topology(problem, options)
     lin = linearize(problem)
-    best_value, best_candidates = math.inf, None
+    baselines = baseline_candidates(problem, options) if options.option("baseline_candidates", True) else []
+    seeds = [p for _, plan, _ in baselines if (p := as_bounds_plan(lin, plan.stage_of_layer, plan.gpus_of_stage))]
+    plans, metrics = plan_topology(problem, options, seeds)
+    best_value, best_candidates, source = math.inf, None, "topo"
     for bounds, groups in plans:
         candidates = simulate_candidates(
             problem, lin.stage_of_layer(list(bounds)), [list(g) for g in groups], list_scheduler=list_schedule
@@ -212,7 +264,21 @@ def topo(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
         found = best_of(candidates)
         if found is not None and found[1].objective < best_value:
             best_value, best_candidates = found[1].objective, candidates
+    for name, plan, _ in baselines:
+        candidates = [(plan, evaluate_plan(problem, plan))]
+        found = best_of(candidates)
+        if found is not None and found[1].objective < best_value:
+            best_value, best_candidates, source = found[1].objective, candidates, name
     if best_candidates is None:
         metrics["reason"] = "no partition and placement fits GPU memory"
         return SolverOutput(SolveStatus.NO_SOLUTION, metrics=metrics)
+    metrics["plan_source"] = source
+    chosen = best_of(best_candidates)
+    assert chosen is not None
+    metrics["same_partition_as"] = [
+        name
+        for name, plan, _ in baselines
+        if (plan.stage_of_layer, plan.gpus_of_stage) == (chosen[0].stage_of_layer, chosen[0].gpus_of_stage)
+    ]
+    metrics["baseline_best_s"] = min((v for _, _, v in baselines), default=None)
     return to_output(best_candidates, metrics)

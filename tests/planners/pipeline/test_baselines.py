@@ -1,4 +1,4 @@
-"""Tests of the literature baselines: uniform (GPipe), balance_by_time (torchgpipe), alpa_dp (Alpa)."""
+"""Tests of the literature baselines: uniform (GPipe), balance_by_time and gpipe_dp (torchgpipe), alpa_dp (Alpa)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import pytest
 import distplan
 from distplan.models.pipeline import GPU, Cluster, PipelineLayer, PipelineProblem
 from distplan.models.result import HAS_PLAN, SolveStatus
-from distplan.planners.pipeline.baselines import alpa_stage_dp, min_max_partition
+from distplan.planners.pipeline.alpa import alpa_stage_dp, host_aligned
+from distplan.planners.pipeline.baselines import min_max_partition
+from distplan.planners.pipeline.finalize import best_of, simulate_candidates
+from distplan.planners.pipeline.list_schedule import list_schedule
 
-BASELINES = ["uniform", "balance_by_time", "alpa_dp"]
+BASELINES = ["uniform", "balance_by_time", "gpipe_dp", "alpa_dp"]
+OLD = {"replicas": "none", "schedules": "native"}
 INSTANCES = Path(__file__).resolve().parents[3] / "instances" / "pipeline"
 
 
@@ -64,8 +68,8 @@ def test_baseline_plan_is_accepted_by_the_evaluator(name, make):
 
 
 def test_uniform_splits_layer_counts_evenly_on_first_gpus():
-    """uniform gives S = #GPUs stages of equal layer counts on GPUs 0..S-1 with the GPipe schedule."""
-    result = distplan.solve(chain([1] * 7, [1, 1, 1]), "uniform")
+    """uniform's old mode gives S = #GPUs stages of equal layer counts on GPUs 0..S-1 with the GPipe schedule."""
+    result = distplan.solve(chain([1] * 7, [1, 1, 1]), "uniform", options=OLD)
     assert_accepted(result)
     plan = result.plan
     assert plan.gpus_of_stage == [[0], [1], [2]]
@@ -74,25 +78,24 @@ def test_uniform_splits_layer_counts_evenly_on_first_gpus():
 
 
 def test_uniform_uses_fewer_stages_than_gpus_on_short_models():
-    """With fewer layers than GPUs uniform makes one stage per layer."""
-    result = distplan.solve(chain([1, 1], [1, 1, 1, 1]), "uniform")
+    """With fewer layers than GPUs uniform's old mode makes one stage per layer."""
+    result = distplan.solve(chain([1, 1], [1, 1, 1, 1]), "uniform", options=OLD)
     assert_accepted(result)
     assert result.plan.gpus_of_stage == [[0], [1]]
 
 
 def test_uniform_falls_back_to_an_allowed_fixed_schedule():
-    """When GPipe is not allowed uniform runs 1F1B."""
-    result = distplan.solve(chain([1, 2, 3], [1, 1, 1], schedules=["1f1b", "list"]), "uniform")
+    """When GPipe is not allowed uniform's native schedule falls back to 1F1B."""
+    result = distplan.solve(chain([1, 2, 3], [1, 1, 1], schedules=["1f1b", "list"]), "uniform", options=OLD)
     assert_accepted(result)
     assert result.plan.schedule == "1f1b"
 
 
 def test_balance_by_time_reaches_the_known_optimal_bottleneck():
     """balance_by_time splits layer times 1..6 into 3 stages with bottleneck 9 (1+2+3 | 4+5 | 6)."""
-    result = distplan.solve(chain([1, 2, 3, 4, 5, 6], [1, 1, 1]), "balance_by_time")
+    result = distplan.solve(chain([1, 2, 3, 4, 5, 6], [1, 1, 1]), "balance_by_time", options=OLD)
     assert_accepted(result)
     assert result.plan.stage_of_layer == [0, 0, 0, 1, 1, 2]
-    assert result.metrics["balanced_stage_s"] == pytest.approx(9.0)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -112,7 +115,7 @@ def test_min_max_partition_matches_brute_force(seed):
     assert bottleneck == pytest.approx(best)
 
 
-def alpa_brute_force(problem: PipelineProblem) -> float:
+def alpa_brute_force(problem: PipelineProblem) -> float:  # Alpa's DP without gradient sync (the old cost model)
     """Alpa's Eq. 2 over every slicing and contiguous submesh assignment using all GPUs, with its memory rule."""
     n_layers, n_gpus, k = len(problem.layers), problem.num_gpus, problem.microbatches
     factor = 1 + problem.optimizer_state_factor
@@ -155,15 +158,15 @@ def alpa_brute_force(problem: PipelineProblem) -> float:
 def test_alpa_dp_equals_brute_force_on_tiny_chains(costs, speeds, memory):
     """alpa_stage_dp's T* equals exhaustive search over slicings and submeshes for Alpa's own objective."""
     problem = chain(costs, speeds, memory=memory)
-    found = alpa_stage_dp(problem, epsilon=0.0)
+    found = alpa_stage_dp(problem, epsilon=0.0, gradient_sync=False, submeshes="any")
     expected = alpa_brute_force(problem)
     assert expected < float("inf") and found is not None
     assert found[2] == pytest.approx(expected, rel=1e-9)
 
 
 def test_alpa_dp_uses_every_gpu_in_contiguous_groups():
-    """alpa_dp assigns contiguous GPU index groups covering all GPUs, with the 1F1B schedule."""
-    result = distplan.solve(chain([2, 7, 1, 8, 2, 8], [1.0, 0.5, 2.0, 1.0]), "alpa_dp")
+    """alpa_dp assigns contiguous GPU index groups covering all GPUs, with its native 1F1B schedule."""
+    result = distplan.solve(chain([2, 7, 1, 8, 2, 8], [1.0, 0.5, 2.0, 1.0]), "alpa_dp", options={"schedules": "native"})
     assert_accepted(result)
     flat = [g for group in result.plan.gpus_of_stage for g in group]
     assert flat == list(range(4))
@@ -182,7 +185,7 @@ def test_memory_oblivious_baseline_reports_no_solution():
     gpus = [GPU(name=f"g{i}", memory_bytes=16e9) for i in range(2)]
     cluster = Cluster(gpus=gpus, bandwidth_bytes_per_s=[[0, 1e10], [1e10, 0]])
     problem = PipelineProblem(name="tight", layers=layers, edges=[(0, 1)], cluster=cluster, microbatches=8)
-    result = distplan.solve(problem, "uniform")
+    result = distplan.solve(problem, "uniform", options=OLD)
     assert result.status == SolveStatus.NO_SOLUTION
     assert "GPU 0" in result.metrics["reason"]
 
@@ -204,3 +207,77 @@ def test_baselines_on_shipped_instances(name):
             assert result.metrics.get("reason")
         else:
             assert_accepted(result)
+
+
+def sync_bound_chain(parameter_bytes: float) -> PipelineProblem:
+    """Four equal layers on two GPUs joined by a slow 1 GB/s link; the gradient volume decides."""
+    layers = [
+        PipelineLayer(name=f"l{i}", forward_s=0.1, backward_s=0.2, activation_bytes=1e3, parameter_bytes=parameter_bytes)
+        for i in range(4)
+    ]
+    gpus = [GPU(name=f"g{i}", memory_bytes=1e12) for i in range(2)]
+    cluster = Cluster(gpus=gpus, bandwidth_bytes_per_s=[[0, 1e9], [1e9, 0]])
+    return PipelineProblem(name="sync", layers=layers, edges=[(i, i + 1) for i in range(3)], cluster=cluster, microbatches=4)
+
+
+def best_simulated(problem: PipelineProblem) -> tuple[float, int]:
+    """Fastest simulated plan (and its stage count) over every slicing and GPU split, under the schedule menu."""
+    best = (float("inf"), 0)
+    for inner in [(), (1,), (2,), (3,)]:
+        cuts = (0, *inner, 4)
+        stage_of_layer = [s for s in range(len(cuts) - 1) for _ in range(cuts[s + 1] - cuts[s])]
+        groups = [[0, 1]] if not inner else [[0], [1]]
+        found = best_of(simulate_candidates(problem, stage_of_layer, groups, None, list_schedule))
+        if found is not None:
+            best = min(best, (found[1].objective, len(groups)))
+    return best
+
+
+@pytest.mark.parametrize(("parameter_bytes", "stages"), [(1e9, 2), (1e3, 1)])
+def test_fair_alpa_finds_the_best_plan_when_gradient_sync_decides(parameter_bytes, stages):
+    """With gradient sync / K in its cost model, alpa_dp finds the simulated best of one or two stages."""
+    problem = sync_bound_chain(parameter_bytes)
+    expected, expected_stages = best_simulated(problem)
+    assert expected_stages == stages
+    result = distplan.solve(problem, "alpa_dp")
+    assert_accepted(result)
+    assert result.plan.num_stages == stages
+    assert result.objective == pytest.approx(expected, rel=1e-9)
+
+
+def test_old_alpa_replicates_into_the_slow_all_reduce():
+    """Without gradient sync (the old cost model) alpa_dp picks one data-parallel stage even when sync dominates."""
+    problem = sync_bound_chain(1e9)
+    old = distplan.solve(problem, "alpa_dp", options={"gradient_sync": False})
+    fair = distplan.solve(problem, "alpa_dp")
+    assert old.plan.num_stages == 1
+    assert fair.objective < 0.8 * old.objective
+
+
+def test_host_aligned_submeshes():
+    """Alpa's submeshes are 2^m GPUs inside one host or whole hosts."""
+    servers = ["a"] * 4 + ["b"] * 4
+    assert host_aligned(servers, 0, 4) and host_aligned(servers, 1, 2) and host_aligned(servers, 0, 8)
+    assert not host_aligned(servers, 0, 3)  # not a power of two
+    assert not host_aligned(servers, 2, 4)  # straddles two hosts without covering them
+    assert host_aligned(servers, 4, 4) and not host_aligned(servers, 3, 2)
+
+
+def test_replicated_baselines_pick_the_stage_count_by_simulation():
+    """With data-parallel replicas uniform/balance_by_time/gpipe_dp are never slower than their old single-GPU stages."""
+    problem = branchy(2)
+    for name in ("uniform", "balance_by_time", "gpipe_dp"):
+        new = distplan.solve(problem, name)
+        old = distplan.solve(problem, name, options=OLD)
+        assert_accepted(new)
+        assert new.objective <= old.objective * (1 + 1e-9)
+        assert new.metrics["num_stages"] in new.metrics["stage_counts_tried"]
+
+
+def test_gpipe_dp_layouts_on_four_gpus():
+    """gpipe_dp tries stage-major and pipeline-major replica layouts; both are valid plans of 4 GPUs."""
+    problem = chain([1, 2, 3, 4, 5, 6], [1, 1, 1, 1])
+    result = distplan.solve(problem, "gpipe_dp")
+    assert_accepted(result)
+    assert sorted(g for group in result.plan.gpus_of_stage for g in group) == [0, 1, 2, 3]
+    assert result.metrics["layout"] in ("stage_major", "pipeline_major")
