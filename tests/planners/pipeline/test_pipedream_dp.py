@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import distplan
@@ -11,6 +12,7 @@ from distplan.models import PipelineLayer, PipelineProblem, load_instance
 from distplan.models.result import HAS_PLAN
 from distplan.planners.pipeline.clusters import flat
 from distplan.planners.pipeline.pipedream_graph import (
+    mask_indices,
     antichain_states,
     bits,
     cleaned_graph,
@@ -18,10 +20,11 @@ from distplan.planners.pipeline.pipedream_graph import (
     graph_of,
     prefix_states,
 )
+from distplan.planners.pipeline.pipedream_dp import pipedream_states
 from distplan.planners.pipeline.pipedream_import import import_pipedream
+from distplan.planners.pipeline.pipedream_levels import hierarchical_partition
 
 REPO = Path(__file__).parents[3]
-PROFILES = REPO.parent / "shared" / "data" / "pipedream_profiles"
 INSTANCES = REPO / "instances" / "pipeline"
 
 #: OPTIMIZER_REFERENCE.md: PipeDream's own optimizer on graph.txt, -n workers -b bandwidth, defaults otherwise.
@@ -42,11 +45,24 @@ REFERENCE = [
 ]
 
 
+#: OPTIMIZER_REFERENCE.md, hierarchical mode: (profile, GPUs per server, servers, intra B/s, inter B/s,
+#: bottleneck s, level-2 replicas, level-1 replicas inside each level-2 stage)
+HIERARCHICAL_REFERENCE = [
+    ("alexnet", 4, 2, 50e9, 1.25e9, 0.010941, [1, 1], [[4], [3, 1]]),
+    ("vgg16", 4, 2, 50e9, 1.25e9, 0.092748, [1, 1], [[4], [3, 1]]),
+    ("resnet18", 4, 2, 50e9, 1.25e9, 0.033078, [1, 1], [[4], [4]]),
+    ("resnet50", 4, 2, 50e9, 1.25e9, 0.055803, [1, 1], [[4], [1, 2, 1]]),
+    ("alexnet", 4, 4, 12e9, 3e9, 0.005934, [2, 1, 1], [[4], [4], [2, 1, 1]]),
+    ("vgg16", 4, 4, 12e9, 3e9, 0.043512, [3, 1], [[4], [3, 1]]),
+    ("resnet18", 4, 4, 12e9, 3e9, 0.017032, [2, 1, 1], [[4], [4], [2, 2]]),
+    ("resnet50", 4, 4, 12e9, 3e9, 0.028651, [2, 1, 1], [[4], [2, 2], [1, 1, 1, 1]]),
+]
+
+
 @pytest.fixture(scope="module")
-def profiles() -> Path:
-    if not PROFILES.is_dir():
-        pytest.skip(f"PipeDream profiles not found at {PROFILES} (../shared/data beside the repository)")
-    return PROFILES
+def profiles(shared_data: Path) -> Path:
+    """The PipeDream profiles under ../shared/data (the fixture fails when they are missing)."""
+    return shared_data / "pipedream_profiles"
 
 
 def layer(name: str, seconds: float = 1.0, parameters: float = 1e6) -> PipelineLayer:
@@ -55,7 +71,7 @@ def layer(name: str, seconds: float = 1.0, parameters: float = 1e6) -> PipelineL
 
 
 def check_plan(problem: PipelineProblem, result) -> None:
-    """The plan covers every layer, no edge runs backward, replicas take consecutive GPUs."""
+    """The plan covers every layer, no edge runs backward, every GPU serves at most one stage."""
     assert result.status in HAS_PLAN, result.metrics.get("reason")
     assert "violations" not in result.metrics
     plan = result.plan
@@ -63,7 +79,7 @@ def check_plan(problem: PipelineProblem, result) -> None:
     assert all(plan.stage_of_layer[u] <= plan.stage_of_layer[v] for u, v in problem.edges)
     assert sorted(set(plan.stage_of_layer)) == list(range(plan.num_stages))
     flat_gpus = [g for gpus in plan.gpus_of_stage for g in gpus]
-    assert flat_gpus == list(range(len(flat_gpus)))
+    assert sorted(flat_gpus) == list(range(len(flat_gpus)))
     splits = result.metrics["pipedream_splits"]
     assert [len(g) for g in plan.gpus_of_stage] == [r for _, _, r in splits]
     assert splits[0][0] == 0 and all(a[1] == b[0] for a, b in zip(splits, splits[1:], strict=False))
@@ -91,7 +107,9 @@ def test_shipped_instances_give_simulated_plans(name: str) -> None:
     problem = load_instance(path)
     result = distplan.solve(problem, "pipedream_dp")
     check_plan(problem, result)
-    assert result.plan.schedule in ("1f1b", "gpipe")
+    assert result.plan.schedule in ("1f1b", "gpipe", "list")
+    native = distplan.solve(problem, "pipedream_dp", options={"schedules": "native"})
+    assert native.plan.schedule in ("1f1b", "gpipe") and native.objective >= result.objective - 1e-12
     assert result.objective == pytest.approx(result.metrics["evaluator_objective"])
     assert not result.metrics.get("objective_mismatch")
 
@@ -186,3 +204,29 @@ def test_bad_option_is_rejected() -> None:
         distplan.solve(problem, "pipedream_dp", options={"bandwidth": "fast"})
     with pytest.raises(ValueError, match="options.max_states"):
         distplan.solve(problem, "pipedream_dp", options={"max_states": "many"})
+
+
+@pytest.mark.parametrize(("profile", "per_server", "servers", "intra", "inter", "bottleneck", "top", "inside"),
+                         HIERARCHICAL_REFERENCE)
+def test_hierarchical_mode_matches_pipedream_optimizer(profiles: Path, profile: str, per_server: int, servers: int,
+                                                       intra: float, inter: float, bottleneck: float,
+                                                       top: list[int], inside: list[list[int]]) -> None:
+    """PipeDream's two-level mode: the bottleneck within 0.5 % of its own, with its replication at both levels."""
+    problem = import_pipedream(profiles / profile / "graph.txt", flat(per_server * servers, 1e9), 1)
+    cleaned, states, label = pipedream_states(problem)
+    assert label == "antichain"
+    graph = cleaned.graph
+    membership = np.zeros((states.num_states, graph.num_nodes))
+    for p, ideal in enumerate(states.ideals):
+        membership[p, mask_indices(ideal, graph.num_nodes)] = 1.0
+    is_predecessor = np.zeros((states.num_states, states.num_states), dtype=bool)
+    for a, mask in enumerate(states.predecessors):
+        is_predecessor[a, mask_indices(mask, states.num_states)] = True
+    found, level1, level2 = hierarchical_partition(
+        membership @ graph.work_s, membership @ graph.parameter_bytes, is_predecessor,
+        [(per_server, intra), (servers, inter)],
+    )
+    assert found == pytest.approx(bottleneck, rel=5e-3)
+    assert [r for _, _, r in level2] == top
+    assert [[r for _, _, r in stages] for stages in level1] == inside
+    assert level2[-1][1] == states.num_states
