@@ -29,9 +29,9 @@ from ...models.pipeline import PipelineProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
+from ..common.linearize import Linearization, candidate_cuts, linearize
 from .costs import ClusterView
 from .finalize import SCHEDULE_OPTION, menu_or_native, simulate_candidates, to_output
-from .linearize import Linearization, candidate_cuts, linearize
 from .list_schedule import list_schedule
 
 __all__ = ["alpa_dp", "alpa_stage_dp", "host_aligned"]

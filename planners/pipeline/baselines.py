@@ -25,8 +25,8 @@ from ...models.pipeline import PipelineProblem
 from ...models.result import Role
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
+from ..common.linearize import linearize
 from .finalize import SCHEDULE_OPTION, menu_or_native, simulate_partitions, to_output
-from .linearize import linearize
 from .list_schedule import list_schedule
 
 __all__ = [

@@ -30,7 +30,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ...models.network import Network, NetworkLink, NetworkNode, Route, route
+from ...models.network import Route
 from ...models.pipeline import Cluster, PipelineProblem
 
 __all__ = [
@@ -46,55 +46,17 @@ __all__ = [
 Line = tuple[float, float]
 
 
-def _matrix_fabric(cluster: Cluster) -> Network:
-    """The legacy matrix form as a network: a private directed link per nonzero entry, GPUs relay."""
-    names = [g.name for g in cluster.gpus]
-    latency = cluster.latency_s
-    links = [
-        NetworkLink(
-            source=names[i],
-            target=names[j],
-            bandwidth_bytes_per_s=bandwidth,
-            latency_s=0.0 if latency is None else latency[i][j],
-            duplex=False,
-        )
-        for i, row in enumerate(cluster.bandwidth_bytes_per_s or [])
-        for j, bandwidth in enumerate(row)
-        if i != j and bandwidth > 0
-    ]
-    return Network(nodes=[NetworkNode(name=n, role="compute", forwards=True) for n in names], links=links)
-
-
 def gpu_route(cluster: Cluster, src: int, dst: int) -> Route:
-    """The route from GPU ``src`` to GPU ``dst`` on the cluster's network."""
-    method = getattr(cluster, "route", None)
-    found = method(src, dst) if method is not None else route(_fabric(cluster), cluster.gpus[src].name, cluster.gpus[dst].name)
+    """The route from GPU ``src`` to GPU ``dst`` on the cluster's network (:meth:`Cluster.route`)."""
+    found = cluster.route(src, dst)
     if found is None:  # pragma: no cover - the cluster validator proves connectivity
         raise ValueError(f"cluster: no route from GPU {src} to GPU {dst}")
     return found
 
 
-_FABRICS: dict[int, tuple[Cluster, Network]] = {}
-
-
-def _fabric(cluster: Cluster) -> Network:
-    fabric = getattr(cluster, "fabric", None)
-    if isinstance(fabric, Network):
-        return fabric
-    hit = _FABRICS.get(id(cluster))
-    if hit is None or hit[0] is not cluster:
-        if len(_FABRICS) >= 16:
-            _FABRICS.clear()
-        hit = _FABRICS[id(cluster)] = (cluster, _matrix_fabric(cluster))
-    return hit[1]
-
-
 def servers_of(cluster: Cluster) -> list[str]:
     """The server (host) of every GPU; a GPU that names none is a server of its own."""
-    servers = getattr(cluster, "server_of_gpu", None)
-    if servers is not None:
-        return list(servers)
-    return [g.name for g in cluster.gpus]
+    return list(cluster.server_of_gpu)
 
 
 def lines_s(lines: Sequence[Line], num_bytes: np.ndarray | float) -> np.ndarray:
@@ -167,7 +129,7 @@ class ClusterView:
 
     def capacity(self, resource: str) -> float:
         """Capacity (bytes/s) of a resource named as in :attr:`Route.resources`."""
-        return _fabric(self.problem.cluster).capacity_of(resource)
+        return self.problem.cluster.fabric.capacity_of(resource)
 
     def group_speed(self, gpus: Sequence[int]) -> float:
         """Summed speed of a replica group (its throughput relative to one speed-1.0 GPU)."""

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...models.pipeline import PipelineProblem
+from ..common.linearize import Linearization, candidate_cuts
 from .costs import ClusterView, lines_s
-from .linearize import Linearization, candidate_cuts
 
 __all__ = ["BlockTables", "DPPlan", "block_tables", "plan_along"]
 

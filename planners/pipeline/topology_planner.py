@@ -51,11 +51,11 @@ from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
+from ..common.linearize import Linearization, candidate_cuts, linearize
 from .alpa import alpa_dp
 from .baselines import balance_by_time, gpipe_dp, min_max_partition, uniform
 from .costs import ClusterView
 from .finalize import best_of, simulate_candidates, to_output
-from .linearize import Linearization, candidate_cuts, linearize
 from .list_schedule import list_schedule
 from .pipedream_dp import pipedream_dp
 from .simulator import evaluate_plan
