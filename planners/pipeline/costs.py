@@ -26,24 +26,30 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 
 import numpy as np
 
 from ...models.network import Route
-from ...models.pipeline import Cluster, PipelineProblem
+from ...models.pipeline import Cluster, PipelineProblem, split_samples
 
 __all__ = [
     "ClusterView",
+    "Flow",
     "Interconnect",
     "Line",
     "interconnect",
     "lines_s",
+    "replica_shares",
     "servers_of",
 ]
 
 #: ``(latency seconds, seconds per byte)``: a transfer time linear in the bytes moved.
 Line = tuple[float, float]
+
+#: ``(source GPU, destination GPU, fraction of the bytes)``: one flow of a step.
+Flow = tuple[int, int, float]
 
 
 def gpu_route(cluster: Cluster, src: int, dst: int) -> Route:
@@ -57,6 +63,21 @@ def gpu_route(cluster: Cluster, src: int, dst: int) -> Route:
 def servers_of(cluster: Cluster) -> list[str]:
     """The server (host) of every GPU; a GPU that names none is a server of its own."""
     return list(cluster.server_of_gpu)
+
+
+def replica_shares(problem: PipelineProblem, gpus: Sequence[int]) -> list[Fraction]:
+    """Every replica's exact share of a micro-batch (``models/pipeline.py``, samples).
+
+    Whole samples by :func:`~distplan.models.pipeline.split_samples` over ``N =
+    samples_per_microbatch`` when the problem has it (a replica may get 0: such
+    a plan is infeasible), else in proportion to speed.
+    """
+    speeds = [problem.cluster.gpus[g].speed for g in gpus]
+    total = problem.samples_per_microbatch
+    if total is not None:
+        return [Fraction(n, total) for n in split_samples(total, speeds)]
+    exact = [Fraction(v) for v in speeds]
+    return [v / sum(exact) for v in exact]
 
 
 def lines_s(lines: Sequence[Line], num_bytes: np.ndarray | float) -> np.ndarray:
@@ -136,11 +157,10 @@ class ClusterView:
         return float(sum(self.speed[g] for g in gpus))
 
     def shares(self, gpus: Sequence[int]) -> list[float]:
-        """Every replica's fraction of a micro-batch, in proportion to speed."""
-        total = self.group_speed(gpus)
-        return [float(self.speed[g]) / total for g in gpus]
+        """Every replica's fraction of a micro-batch (:func:`replica_shares`)."""
+        return [float(share) for share in replica_shares(self.problem, gpus)]
 
-    def step_lines(self, flows: Sequence[tuple[int, int, float]]) -> list[Line]:
+    def step_lines(self, flows: Sequence[Flow]) -> list[Line]:
         """Lines of a step of concurrent ``(src, dst, fraction of the bytes)`` flows (module docstring)."""
         lines: set[Line] = set()
         load: dict[str, float] = {}
@@ -193,53 +213,58 @@ class ClusterView:
             by_server.setdefault(self.server_of_gpu[g], []).append(g)
         return list(by_server.values())
 
-    def allreduce_steps(self, gpus: Sequence[int]) -> list[list[list[Line]]]:
-        """Step lines of the candidate all-reduce algorithms over ``gpus`` (ring, then two-level if it applies).
+    def allreduce_algorithms(self, gpus: Sequence[int]) -> list[tuple[str, list[list[Flow]]]]:
+        """The all-reduce algorithms over ``gpus``: ring, then two-level when it applies.
 
-        Each algorithm is a list of steps; each step a list of lines per byte of
-        the stage's parameters (``models/pipeline.py``, all-reduce: a ring over
-        the replicas ordered server by server; a two-level reduce-scatter,
-        gather, leader ring, scatter, all-gather when the replicas span several
-        servers and one server holds more than one).
+        Each is a list of bulk-synchronous steps of concurrent ``(src, dst,
+        fraction of the parameter bytes)`` flows (``models/pipeline.py``,
+        all-reduce): a ring over the replicas ordered server by server; a
+        two-level reduce-scatter, gather to the server's first replica, ring
+        among those leaders, scatter, all-gather, when the replicas span several
+        servers and one server holds more than one.
         """
         servers = self.server_order(gpus)
         ring = [g for members in servers for g in members]
         r = len(ring)
         if r < 2:
             return []
-        ring_step = self.step_lines([(ring[p], ring[(p + 1) % r], 1.0 / r) for p in range(r)])
-        algorithms = [[ring_step] * (2 * (r - 1))]
-        if len(servers) > 1 and any(len(m) > 1 for m in servers):
-            steps: list[list[Line]] = []
-            inner = max(len(m) for m in servers) - 1
 
-            def intra(step: int) -> list[Line]:
-                flows = [
-                    (m[p], m[(p + 1) % len(m)], 1.0 / len(m))
-                    for m in servers
-                    if step < len(m) - 1
-                    for p in range(len(m))
-                ]
-                return self.step_lines(flows)
+        def ring_step(members: list[int]) -> list[Flow]:
+            return [(members[p], members[(p + 1) % len(members)], 1.0 / len(members)) for p in range(len(members))]
 
-            gather = self.step_lines([(g, m[0], 1.0 / len(m)) for m in servers for g in m[1:]])
-            scatter = self.step_lines([(m[0], g, 1.0 / len(m)) for m in servers for g in m[1:]])
+        algorithms = [("ring", [ring_step(ring)] * (2 * (r - 1)))]
+        local = [m for m in servers if len(m) > 1]
+        if len(servers) > 1 and local:
+            inner = [[f for m in local if i < len(m) - 1 for f in ring_step(m)] for i in range(max(map(len, local)) - 1)]
+            gather = [(g, m[0], 1.0 / len(m)) for m in local for g in m[1:]]
+            scatter = [(m[0], g, 1.0 / len(m)) for m in local for g in m[1:]]
             leaders = [m[0] for m in servers]
-            count = len(leaders)
-            leader_step = self.step_lines([(leaders[p], leaders[(p + 1) % count], 1.0 / count) for p in range(count)])
-            steps += [intra(i) for i in range(inner)] + [gather]
-            steps += [leader_step] * (2 * (count - 1))
-            steps += [scatter] + [intra(i) for i in range(inner)]
-            algorithms.append(steps)
+            steps = [*inner, gather, *[ring_step(leaders)] * (2 * (len(leaders) - 1)), scatter, *inner]
+            algorithms.append(("two-level", steps))
         return algorithms
+
+    def _algorithm_s(self, steps: list[list[Flow]], parameter_bytes: np.ndarray) -> np.ndarray:
+        total = np.zeros_like(parameter_bytes)
+        counted: dict[tuple[Flow, ...], int] = {}
+        for step in steps:
+            counted[tuple(step)] = counted.get(tuple(step), 0) + 1
+        for step, count in counted.items():
+            total = total + count * lines_s(self.step_lines(step), parameter_bytes)
+        return total
+
+    def allreduce_choice(self, gpus: Sequence[int], parameter_bytes: float) -> tuple[str, list[list[Flow]]]:
+        """The algorithm the replay runs: the cheaper estimate, ties to the ring (``("ring", [])`` for one replica)."""
+        best: tuple[float, str, list[list[Flow]]] = (math.inf, "ring", [])
+        for name, steps in self.allreduce_algorithms(gpus):
+            seconds = float(self._algorithm_s(steps, np.asarray(float(parameter_bytes))))
+            if seconds < best[0]:
+                best = (seconds, name, steps)
+        return best[1], best[2]
 
     def allreduce_s(self, gpus: Sequence[int], parameter_bytes: np.ndarray | float) -> np.ndarray:
         """Estimated all-reduce seconds of ``parameter_bytes`` over ``gpus``: the cheaper algorithm, element-wise."""
         values = np.asarray(parameter_bytes, dtype=float)
         best = np.zeros_like(values) if len(gpus) < 2 else np.full_like(values, np.inf)
-        for steps in self.allreduce_steps(gpus):
-            total = np.zeros_like(values)
-            for lines in steps:
-                total = total + lines_s(lines, values)
-            best = np.minimum(best, total)
+        for _, steps in self.allreduce_algorithms(gpus):
+            best = np.minimum(best, self._algorithm_s(steps, values))
         return np.where(values > 0, best, 0.0)

@@ -8,7 +8,9 @@ synchronisation)::
 
     sum_i (compute_i + 2 * transfer_i + allreduce_i) + (K - 1) * max_i max(compute_i, transfer_i)
 
-* ``compute_i`` = stage work / summed replica speed (data-parallel shares);
+* ``compute_i`` = stage work times the largest ``share / speed`` of its
+  replicas (whole-sample shares, :func:`~.costs.replica_shares`; the slowest
+  replica sets the pace; the small launch overhead is left out);
 * ``transfer_i`` = seconds to send the activations crossing the stage's last
   boundary to the first GPU of the next run, each replica its share, all at
   once on the shared network (:meth:`~.costs.ClusterView.step_lines`: the
@@ -130,8 +132,11 @@ def _options(
         for r in range(1, min(max_replicas, n - j) + 1):
             group = ordering[j : j + r]
             speeds = view.speed[list(group)]
-            shares = speeds / speeds.sum()
-            compute = tables.work_s / speeds.sum()
+            shares = np.array(view.shares(group))
+            if shares.min() <= 0:  # a replica without a whole sample: no plan
+                continue
+            # The slowest replica: its share of the samples over its speed (launch overhead left out).
+            compute = tables.work_s * float((shares / speeds).max())
             # Transfer to the next run's first GPU: each replica sends its share, all at once, on the
             # shared network (replicas of one server share its NIC: the lines charge every resource).
             if j + r < n:
