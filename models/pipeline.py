@@ -93,7 +93,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from .base import StrictModel
+from .base import PlanBase, ProblemBase, StrictModel
 from .graph import DNNLayer, FiniteNonNegative, LayerGraph
 from .network import Network, NetworkLink, NetworkNode, Route, route
 
@@ -151,10 +151,7 @@ def _matrix_network(
     gpus: list[GPU], bandwidth: list[list[float]], latency: list[list[float]] | None
 ) -> Network:
     """The legacy matrix form read literally: a private directed link per nonzero pair, GPUs relay."""
-    nodes = [
-        NetworkNode(name=g.name, role="compute", capacity_bytes_per_s=None, forwards=True)
-        for g in gpus
-    ]
+    nodes = [NetworkNode(name=g.name, role="compute", forwards=True) for g in gpus]
     links = [
         NetworkLink(
             source=gpus[i].name,
@@ -253,7 +250,7 @@ class Cluster(StrictModel):
         return route(self.fabric, self.node_of_gpu[src], self.node_of_gpu[dst])
 
 
-class PipelineProblem(LayerGraph):
+class PipelineProblem(LayerGraph, ProblemBase):
     """Plan one synchronous pipeline-parallel training iteration.
 
     ``layers`` with ``edges`` (``[producer, consumer]`` layer indices) form a DAG
@@ -262,7 +259,6 @@ class PipelineProblem(LayerGraph):
     """
 
     kind: Literal["pipeline"] = "pipeline"
-    name: str = Field(min_length=1, max_length=500)
     cluster: Cluster
     microbatches: PositiveInt = Field(
         le=MAX_MICROBATCHES, description="micro-batches K per iteration"
@@ -313,7 +309,7 @@ def split_samples(samples: int, speeds: list[float]) -> list[int]:
     return whole
 
 
-class PipelinePlan(StrictModel):
+class PipelinePlan(PlanBase):
     """A pipeline plan: partition, placement, sample split and per-stage task order.
 
     ``stage_of_layer[l]`` is the stage of layer ``l``; ``gpus_of_stage[s]`` the GPU
