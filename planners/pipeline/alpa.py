@@ -135,7 +135,9 @@ def alpa_stage_dp(
     work, parameter, activation = _block_sums(lin, cuts)
     upper = np.triu(np.ones((num_blocks + 1, num_blocks + 1), dtype=bool), k=1)
     speed = np.array([g.speed for g in problem.cluster.gpus])
-    sizes = range(1, n + 1) if problem.allow_replication else range(1, 2)
+    # A submesh never has more devices than the micro-batch has samples (each needs a whole one).
+    most = min(n, problem.samples_per_microbatch or n) if problem.allow_replication else 1
+    sizes = range(1, most + 1)
     if submeshes not in ("host_aligned", "any"):
         raise ValueError(f"options.submeshes: 'host_aligned' or 'any', got {submeshes!r}")
     view = ClusterView(problem)

@@ -71,6 +71,9 @@ Reconstructions and choices
   ``pipedream_num_states``, ``pipedream_state_space``,
   ``pipedream_bandwidth_bytes_per_s``, ``pipedream_single_stage_s`` and
   ``pipedream_uncovered_layers``.
+* Whole samples. PipeDream replicas take whole minibatches in turn; here a
+  replicated stage splits each micro-batch, so a stage never gets more
+  replicas than the micro-batch has samples (``samples_per_microbatch``).
 * With ``allow_replication`` false the optimizer runs in the reference's
   ``straight_pipeline`` mode. When no configuration uses exactly ``N`` workers
   (fewer states than GPUs, or the memory constraint) it is rerun with
@@ -103,7 +106,7 @@ from .pipedream_graph import (
     mask_indices,
     prefix_states,
 )
-from .pipedream_levels import hierarchical_partition
+from .pipedream_levels import hierarchical_partition, replica_cap
 
 __all__ = ["MAX_STATES", "PipeDreamPartition", "optimize_partition", "pipedream_dp", "pipedream_states"]
 
@@ -111,6 +114,11 @@ logger = logging.getLogger(__name__)
 
 #: Antichain DAGs larger than this are rebuilt on the branch-compressed graph (option ``max_states``).
 MAX_STATES = 3000
+
+#: Hierarchical mode's level 1 repeats the DP from every start state: about ``S^3 n^2`` work for ``S``
+#: states and ``n`` GPUs per server. Its state limit is ``(HIERARCHICAL_WORK / n^2)^(1/3)`` (246 states
+#: for 4 GPUs per server, 155 for 8: a few seconds on one core).
+HIERARCHICAL_WORK = 2.4e8
 
 
 # --------------------------------------------------------------------------- dynamic programme
@@ -148,6 +156,7 @@ def optimize_partition(
     bandwidth_bytes_per_s: float,
     *,
     straight_pipeline: bool = False,
+    max_replicas: int | None = None,
     use_fewer_machines: bool = False,
     memory_bytes: float | None = None,
     activation_compression_ratio: float | None = None,
@@ -174,6 +183,8 @@ def optimize_partition(
         A pipeline on ``m`` workers may leave some of them idle.
     memory_bytes
         Memory per worker; None switches the memory constraint off (default).
+    max_replicas
+        Most replicas of one stage (None: no cap).
     activation_compression_ratio
         When given, a stage's input and output transfers ``2 a / (B m')``
         divided by it also bound its time.
@@ -194,7 +205,7 @@ def optimize_partition(
     replicas = np.zeros((num_states, n), dtype=np.int64)
 
     # One stage holding the whole down-set, replicated m + 1 times.
-    for m in range(1 if straight_pipeline else n):
+    for m in range(replica_cap(n, straight_pipeline, max_replicas)):
         r = m + 1
         sync_s = (4 * m * parameter_bytes) / (bandwidth * r)
         stage_s = (compute_s + sync_s) / r
@@ -206,7 +217,7 @@ def optimize_partition(
 
     if n > 1:
         # last[r - 1]: replica counts r of the new last stage; total[m - 1]: workers m + 1.
-        last_r = np.arange(1, 2 if straight_pipeline else n)
+        last_r = np.arange(1, min(replica_cap(n, straight_pipeline, max_replicas) + 1, max(n, 2)))
         total = np.arange(1, n)
         rest = total[:, None] - last_r[None, :]  # workers index left for the earlier stages
         valid = rest >= 0
@@ -413,6 +424,8 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
     schedules = ["1f1b", "gpipe"] if native else list(problem.schedules)
     levels = server_levels(problem) if hierarchy == "servers" and not use_memory and ratio is None else None
 
+    if levels is not None:
+        max_states = min(max_states, int((HIERARCHICAL_WORK / len(levels[0][0]) ** 2) ** (1 / 3)))
     cleaned, states, label = pipedream_states(problem, max_states, None if compress is None else bool(compress))
     graph = cleaned.graph
     metrics: dict = {
@@ -443,6 +456,7 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
             bandwidth,
             straight_pipeline=straight,
             use_fewer_machines=use_fewer,
+            max_replicas=problem.samples_per_microbatch,
             memory_bytes=memory,
             activation_compression_ratio=None if ratio is None else float(ratio),  # type: ignore[arg-type]
         )
@@ -466,6 +480,7 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
             [(len(servers[0]), intra), (len(servers), inter)],
             straight_pipeline=straight,
             use_fewer_machines=use_fewer,
+            max_replicas=problem.samples_per_microbatch,
         )
         flat_stages = [stage for stages in inside for stage in stages]
         groups = _hierarchical_groups(servers, inside, top)

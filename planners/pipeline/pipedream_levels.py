@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LevelTables", "Stage", "hierarchical_partition", "solve_level"]
+__all__ = ["LevelTables", "Stage", "hierarchical_partition", "replica_cap", "solve_level"]
 
 #: ``(start state, end state exclusive, replicas)`` of one stage.
 Stage = tuple[int, int, int]
@@ -67,6 +67,13 @@ class LevelTables:
         return stages[::-1]
 
 
+def replica_cap(workers: int, straight_pipeline: bool, max_replicas: int | None) -> int:
+    """Most replicas of one stage: 1 for a straight pipeline, else ``min(workers, max_replicas)``."""
+    if straight_pipeline:
+        return 1
+    return workers if max_replicas is None else max(1, min(workers, max_replicas))
+
+
 def solve_level(
     range_s: np.ndarray,
     range_parameter_bytes: np.ndarray,
@@ -77,6 +84,7 @@ def solve_level(
     within: int = 1,
     rows: int | None = None,
     straight_pipeline: bool = False,
+    max_replicas: int | None = None,
     use_fewer_machines: bool = False,
 ) -> LevelTables:
     """One level of PipeDream's DP (module docstring) for the first ``rows`` rows.
@@ -97,6 +105,10 @@ def solve_level(
         Workers inside one worker of this level (divides the one-stage sync term).
     rows
         Rows to solve (default all ``S + 1``; the last level needs row 0 only).
+    straight_pipeline, use_fewer_machines
+        The reference's flags: no replication; plans may leave workers idle.
+    max_replicas
+        Most replicas of one stage (None: no cap).
     """
     num_states = range_s.shape[1]
     rows = range_s.shape[0] if rows is None else rows
@@ -110,10 +122,10 @@ def solve_level(
     allowed = np.ones((rows, num_states), dtype=bool)
     if rows > 1:
         allowed[1:] = (np.arange(num_states)[None, :] >= row_index[1:, None]) & ~is_predecessor[row_index[1:] - 1]
-    last_r = np.arange(1, 2 if straight_pipeline else n)
+    last_r = np.arange(1, min(replica_cap(n, straight_pipeline, max_replicas) + 1, max(n, 2)))
     for j in range(num_states):
         work, params = range_s[:rows, j], range_parameter_bytes[:rows, j]
-        for m in range(1 if straight_pipeline else n):
+        for m in range(replica_cap(n, straight_pipeline, max_replicas)):
             sync = 4 * m * params / (bandwidth * (m + 1)) / within
             time[:, j, m] = np.where(np.isfinite(work), (work + sync) / (m + 1), np.inf)
             replicas[:, j, m] = m + 1
@@ -169,6 +181,7 @@ def hierarchical_partition(
     *,
     straight_pipeline: bool = False,
     use_fewer_machines: bool = False,
+    max_replicas: int | None = None,
 ) -> tuple[float, list[list[Stage]], list[Stage]]:
     """PipeDream's two-level optimizer.
 
@@ -181,6 +194,10 @@ def hierarchical_partition(
         ``(S, S)``: ``is_predecessor[a, k]`` when state ``k`` precedes state ``a``.
     levels
         ``[(GPUs per server, intra bytes/s), (servers, inter bytes/s)]``.
+    max_replicas
+        Most GPUs one stage may use in total (None: no cap); level 1 caps its
+        replicas at it and level 2 its servers at ``max_replicas // n_1``
+        (at least 1; conservative when a level-1 stage uses fewer GPUs).
 
     Returns
     -------
@@ -195,9 +212,11 @@ def hierarchical_partition(
     work = np.where(np.isnan(work), np.inf, work)
     params = np.nan_to_num(params)
     options = {"straight_pipeline": straight_pipeline, "use_fewer_machines": use_fewer_machines}
-    level1 = solve_level(work, params, is_predecessor, inner, intra, **options)
+    cap1 = max_replicas
+    cap2 = None if max_replicas is None else max(1, max_replicas // inner)
+    level1 = solve_level(work, params, is_predecessor, inner, intra, max_replicas=cap1, **options)
     server_s = level1.time[:, :, inner - 1]
-    level2 = solve_level(server_s, params, is_predecessor, outer, inter, within=inner, rows=1, **options)
+    level2 = solve_level(server_s, params, is_predecessor, outer, inter, within=inner, rows=1, max_replicas=cap2, **options)
     last = len(compute_s) - 1
     bottleneck = float(level2.time[0, last, outer - 1])
     if not math.isfinite(bottleneck):
