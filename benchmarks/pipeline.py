@@ -52,17 +52,29 @@ def summary(label: str, values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs per solver for the median planning time")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per solver for the median planning time"
+    )
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve")
     parser.add_argument("--filter", default="", help="only instances whose file name contains this")
-    parser.add_argument("--instances", type=Path, default=INSTANCES, help="folder of pipeline instances")
+    parser.add_argument(
+        "--instances", type=Path, default=INSTANCES, help="folder of pipeline instances"
+    )
     args = parser.parse_args(argv)
 
     solvers = [OURS, *BASELINES]
     files = sorted(p for p in args.instances.glob("*.json") if args.filter in p.name)
     header = [
-        "instance", "layers", "gpus", "K", *[f"{s} s" for s in solvers],
-        *[f"ours/{b}" for b in BASELINES], "ours/best", "topo plan from", "ours plan s", "slowest baseline plan s",
+        "instance",
+        "layers",
+        "gpus",
+        "K",
+        *[f"{s} s" for s in solvers],
+        *[f"ours/{b}" for b in BASELINES],
+        "ours/best",
+        "topo plan from",
+        "ours plan s",
+        "slowest baseline plan s",
     ]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
@@ -98,9 +110,16 @@ def main(argv: list[str] | None = None) -> int:
             if len(set(problem.cluster.server_of_gpu)) > 1 and problem.cluster.network is not None:
                 multi_server.append(best_ratio)
         row = [
-            path.stem, str(len(problem.layers)), str(problem.num_gpus), str(problem.microbatches),
-            *[fmt(objectives[s]) for s in solvers], *row_ratios, fmt(best_ratio, 3), source,
-            f"{seconds[OURS]:.2f}", f"{max(seconds[b] for b in BASELINES):.2f}",
+            path.stem,
+            str(len(problem.layers)),
+            str(problem.num_gpus),
+            str(problem.microbatches),
+            *[fmt(objectives[s]) for s in solvers],
+            *row_ratios,
+            fmt(best_ratio, 3),
+            source,
+            f"{seconds[OURS]:.2f}",
+            f"{max(seconds[b] for b in BASELINES):.2f}",
         ]
         print(" | ".join(row))
         sys.stdout.flush()

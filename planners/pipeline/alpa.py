@@ -184,7 +184,10 @@ def alpa_stage_dp(
         t_count = len(tmax)
         layers = max_stages if staged else 1
         # table[s][d]: (T, B+1), least latency sum of blocks a.. on the last d GPUs.
-        table = [[np.full((t_count, num_blocks + 1), np.inf) for _ in range(n + 1)] for _ in range(layers + 1)]
+        table = [
+            [np.full((t_count, num_blocks + 1), np.inf) for _ in range(n + 1)]
+            for _ in range(layers + 1)
+        ]
         table[0][0][:, num_blocks] = 0.0
         if not staged:
             table[1] = table[0]
@@ -202,8 +205,14 @@ def alpa_stage_dp(
                     rest = table[s - 1][d - r]
                     if (j, r) not in latency or not np.isfinite(rest).any():
                         continue
-                    lat = np.where(caps[(j, r)] >= need, latency[(j, r)], np.inf) if staged else latency[(j, r)]
-                    stage = np.where(lat[None, :, :] <= tmax[:, None, None], lat[None, :, :], np.inf)
+                    lat = (
+                        np.where(caps[(j, r)] >= need, latency[(j, r)], np.inf)
+                        if staged
+                        else latency[(j, r)]
+                    )
+                    stage = np.where(
+                        lat[None, :, :] <= tmax[:, None, None], lat[None, :, :], np.inf
+                    )
                     total = stage + rest[:, None, :]
                     arg = total.argmin(axis=2)
                     value = np.take_along_axis(total, arg[:, :, None], axis=2)[:, :, 0]
@@ -282,11 +291,16 @@ def alpa_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
         submeshes=str(options.option("submeshes", "host_aligned")),
     )
     if found is None:
-        return SolverOutput(SolveStatus.NO_SOLUTION, metrics={"reason": "no stage slicing fits GPU memory under 1F1B"})
+        return SolverOutput(
+            SolveStatus.NO_SOLUTION,
+            metrics={"reason": "no stage slicing fits GPU memory under 1F1B"},
+        )
     bounds, groups, value = found
     lin = linearize(problem)
     stage_of_layer = lin.stage_of_layer(bounds)
     gpus_of_stage = [list(range(j, j + r)) for j, r in groups]
     schedules = menu_or_native(problem, options.option("schedules", "menu"), "1f1b")
-    candidates = simulate_candidates(problem, stage_of_layer, gpus_of_stage, schedules, list_schedule)
+    candidates = simulate_candidates(
+        problem, stage_of_layer, gpus_of_stage, schedules, list_schedule
+    )
     return to_output(candidates, {"alpa_objective_s": value})

@@ -81,7 +81,11 @@ def _replicated(
     partitions, labels = [], []
     for num_stages in counts:
         stage_of_layer = lin.stage_of_layer(split(problem, num_stages))
-        replicas = problem.num_gpus // num_stages if options.option("replicas", "divisors") != "none" else 1
+        replicas = (
+            problem.num_gpus // num_stages
+            if options.option("replicas", "divisors") != "none"
+            else 1
+        )
         for layout in layouts:
             groups = layout(num_stages, replicas)
             if groups not in [p[1] for p in partitions]:
@@ -90,7 +94,11 @@ def _replicated(
     candidates, chosen = simulate_partitions(problem, partitions, schedules, list_schedule)
     metrics: dict = {"stage_counts_tried": counts}
     if chosen is not None:
-        metrics.update(num_stages=labels[chosen][0], replicas_per_stage=labels[chosen][1], layout=labels[chosen][2])
+        metrics.update(
+            num_stages=labels[chosen][0],
+            replicas_per_stage=labels[chosen][1],
+            layout=labels[chosen][2],
+        )
     return to_output(candidates, metrics)
 
 

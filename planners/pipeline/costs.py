@@ -230,16 +230,28 @@ class ClusterView:
             return []
 
         def ring_step(members: list[int]) -> list[Flow]:
-            return [(members[p], members[(p + 1) % len(members)], 1.0 / len(members)) for p in range(len(members))]
+            return [
+                (members[p], members[(p + 1) % len(members)], 1.0 / len(members))
+                for p in range(len(members))
+            ]
 
         algorithms = [("ring", [ring_step(ring)] * (2 * (r - 1)))]
         local = [m for m in servers if len(m) > 1]
         if len(servers) > 1 and local:
-            inner = [[f for m in local if i < len(m) - 1 for f in ring_step(m)] for i in range(max(map(len, local)) - 1)]
+            inner = [
+                [f for m in local if i < len(m) - 1 for f in ring_step(m)]
+                for i in range(max(map(len, local)) - 1)
+            ]
             gather = [(g, m[0], 1.0 / len(m)) for m in local for g in m[1:]]
             scatter = [(m[0], g, 1.0 / len(m)) for m in local for g in m[1:]]
             leaders = [m[0] for m in servers]
-            steps = [*inner, gather, *[ring_step(leaders)] * (2 * (len(leaders) - 1)), scatter, *inner]
+            steps = [
+                *inner,
+                gather,
+                *[ring_step(leaders)] * (2 * (len(leaders) - 1)),
+                scatter,
+                *inner,
+            ]
             algorithms.append(("two-level", steps))
         return algorithms
 
@@ -252,7 +264,9 @@ class ClusterView:
             total = total + count * lines_s(self.step_lines(step), parameter_bytes)
         return total
 
-    def allreduce_choice(self, gpus: Sequence[int], parameter_bytes: float) -> tuple[str, list[list[Flow]]]:
+    def allreduce_choice(
+        self, gpus: Sequence[int], parameter_bytes: float
+    ) -> tuple[str, list[list[Flow]]]:
         """The algorithm the replay runs: the cheaper estimate, ties to the ring (``("ring", [])`` for one replica)."""
         best: tuple[float, str, list[list[Flow]]] = (math.inf, "ring", [])
         for name, steps in self.allreduce_algorithms(gpus):

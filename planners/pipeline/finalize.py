@@ -45,7 +45,9 @@ def simulate_candidates(
     return out
 
 
-def best_of(candidates: Sequence[tuple[PipelinePlan, Evaluation]]) -> tuple[PipelinePlan, Evaluation] | None:
+def best_of(
+    candidates: Sequence[tuple[PipelinePlan, Evaluation]],
+) -> tuple[PipelinePlan, Evaluation] | None:
     """The feasible candidate with the shortest iteration (ties: first given), or None."""
     feasible = [(p, e) for p, e in candidates if e.feasible and e.objective is not None]
     if not feasible:
@@ -69,8 +71,12 @@ def to_output(
     plan, evaluation = best
     metrics.setdefault("num_stages", plan.num_stages)
     metrics.setdefault("replicas_of_stage", [len(g) for g in plan.gpus_of_stage])
-    metrics["schedules_tried"] = {p.schedule: e.objective if e.feasible else None for p, e in candidates}
-    return SolverOutput(status, plan=plan, objective=evaluation.objective, bound=bound, metrics=metrics)
+    metrics["schedules_tried"] = {
+        p.schedule: e.objective if e.feasible else None for p, e in candidates
+    }
+    return SolverOutput(
+        status, plan=plan, objective=evaluation.objective, bound=bound, metrics=metrics
+    )
 
 
 #: The ``schedules`` option every baseline takes: the common menu (default) or the system's own schedule.
@@ -116,7 +122,9 @@ def simulate_partitions(
     best: tuple[float, int, list[tuple[PipelinePlan, Evaluation]]] | None = None
     first: list[tuple[PipelinePlan, Evaluation]] = []
     for index, (stage_of_layer, gpus_of_stage) in enumerate(partitions):
-        candidates = simulate_candidates(problem, stage_of_layer, gpus_of_stage, schedules, list_scheduler)
+        candidates = simulate_candidates(
+            problem, stage_of_layer, gpus_of_stage, schedules, list_scheduler
+        )
         if index == 0:
             first = candidates
         found = best_of(candidates)

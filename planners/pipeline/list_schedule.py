@@ -108,7 +108,9 @@ def stage_facts(problem: PipelineProblem, stage_of_layer: list[int], num_stages:
     )
 
 
-def memory_caps(problem: PipelineProblem, facts: StageFacts, gpus_of_stage: list[list[int]]) -> list[int]:
+def memory_caps(
+    problem: PipelineProblem, facts: StageFacts, gpus_of_stage: list[list[int]]
+) -> list[int]:
     """Most micro-batches each stage may hold in flight within GPU memory.
 
     A replica of stage ``s`` on GPU ``g`` needs ``(1 + optimizer_state_factor) *
@@ -177,7 +179,9 @@ class _ProblemCache:
         hit = self._routes.get((src, dst))
         if hit is None:
             route = self.view.route(src, dst)
-            links = tuple(self.resource_ids.setdefault(r, len(self.resource_ids)) for r in route.resources)
+            links = tuple(
+                self.resource_ids.setdefault(r, len(self.resource_ids)) for r in route.resources
+            )
             hit = self._routes[(src, dst)] = (route.latency_s, route.bottleneck_bytes_per_s, links)
         return hit
 
@@ -252,12 +256,21 @@ class EventModel:
             workers = list(range(len(self.gpu), len(self.gpu) + len(group)))
             self.gpu.extend(group)
             self.stage.extend([s] * len(group))
-            fixed = (facts.fixed_forward_s[s], facts.fixed_backward_s[s]) if facts.fixed_forward_s else (0.0, 0.0)
+            fixed = (
+                (facts.fixed_forward_s[s], facts.fixed_backward_s[s])
+                if facts.fixed_forward_s
+                else (0.0, 0.0)
+            )
             scaled = (facts.forward_s[s] - fixed[0], facts.backward_s[s] - fixed[1])
             for g, (a, b) in zip(group, spans, strict=True):
                 share = float(b - a)
                 self.feasible_shares &= share > 0
-                self.duration.append(((fixed[0] + share * scaled[0]) / speeds[g], (fixed[1] + share * scaled[1]) / speeds[g]))
+                self.duration.append(
+                    (
+                        (fixed[0] + share * scaled[0]) / speeds[g],
+                        (fixed[1] + share * scaled[1]) / speeds[g],
+                    )
+                )
             self.workers_of_stage.append(workers)
         num_workers = len(self.gpu)
         self.num_workers = num_workers
@@ -286,8 +299,12 @@ class EventModel:
                 if overlap > 0:
                     sender, receiver = senders[i], receivers[j]
                     share_bytes = float(overlap) * nbytes
-                    self.forward_out[sender].append(spec(sender, receiver, share_bytes, receiver * two_k))
-                    self.backward_out[receiver].append(spec(receiver, sender, share_bytes, sender * two_k + 1))
+                    self.forward_out[sender].append(
+                        spec(sender, receiver, share_bytes, receiver * two_k)
+                    )
+                    self.backward_out[receiver].append(
+                        spec(receiver, sender, share_bytes, sender * two_k + 1)
+                    )
                     self.forward_in[receiver] += 1
                     self.backward_in[sender] += 1
                 if b < d:
@@ -307,7 +324,10 @@ class EventModel:
             _, steps = cache.view.allreduce_choice(group, self.facts.parameter_bytes[s])
             nbytes = self.facts.parameter_bytes[s]
             self.allreduce.append(
-                [[spec(position[a], position[b], f * nbytes, -1 - s) for a, b, f in step] for step in steps]
+                [
+                    [spec(position[a], position[b], f * nbytes, -1 - s) for a, b, f in step]
+                    for step in steps
+                ]
             )
         self.num_gpus = n
         self.num_resources = len(cache.resource_ids)

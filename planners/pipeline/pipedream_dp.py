@@ -108,7 +108,13 @@ from .pipedream_graph import (
 )
 from .pipedream_levels import hierarchical_partition, replica_cap
 
-__all__ = ["MAX_STATES", "PipeDreamPartition", "optimize_partition", "pipedream_dp", "pipedream_states"]
+__all__ = [
+    "MAX_STATES",
+    "PipeDreamPartition",
+    "optimize_partition",
+    "pipedream_dp",
+    "pipedream_states",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +238,9 @@ def optimize_partition(
         if len(preds):
             work_s = (compute_s[j] - compute_s[preds])[:, None]
             params = (parameter_bytes[j] - parameter_bytes[preds])[:, None]
-            last_s = (work_s + (4 * (last_r - 1) * params) / (bandwidth * last_r)) / last_r  # (k, r)
+            last_s = (
+                work_s + (4 * (last_r - 1) * params) / (bandwidth * last_r)
+            ) / last_r  # (k, r)
             earlier_s = np.where(valid, time[preds][:, rest], inf)  # (k, m, r)
             last_3d = np.broadcast_to(last_s[:, None, :], earlier_s.shape)
             if memory_bytes is not None:
@@ -245,7 +253,9 @@ def optimize_partition(
                 candidate = np.maximum(candidate, (into / activation_compression_ratio)[:, None, :])
                 if j < num_states - 1:
                     out_of = (2.0 * output_activation_bytes[j]) / (bandwidth * last_r)
-                    candidate = np.maximum(candidate, (out_of / activation_compression_ratio)[None, None, :])
+                    candidate = np.maximum(
+                        candidate, (out_of / activation_compression_ratio)[None, None, :]
+                    )
             # First minimum in (predecessor, replicas) order for every worker count.
             per_m = candidate.transpose(1, 0, 2).reshape(n - 1, -1)
             flat = np.argmin(per_m, axis=1)
@@ -255,7 +265,12 @@ def optimize_partition(
         for m in range(1, n):
             chosen = (time[j, m], -1, -1, replicas[j, m])
             if use_fewer_machines and (chosen[0] == inf or time[j, m - 1] < chosen[0]):
-                chosen = (time[j, m - 1], split_state[j, m - 1], split_workers[j, m - 1], replicas[j, m - 1])
+                chosen = (
+                    time[j, m - 1],
+                    split_state[j, m - 1],
+                    split_workers[j, m - 1],
+                    replicas[j, m - 1],
+                )
             if best[m - 1] < chosen[0]:
                 chosen = (best[m - 1], best_k[m - 1], m - best_r[m - 1], best_r[m - 1])
             time[j, m], split_state[j, m], split_workers[j, m], replicas[j, m] = chosen
@@ -332,7 +347,12 @@ def server_levels(problem: PipelineProblem) -> tuple[list[list[int]], float, flo
     view = ClusterView(problem)
     servers = view.server_order(range(problem.num_gpus))
     sizes = {len(gpus) for gpus in servers}
-    if len(servers) < 2 or sizes == {1} or len(sizes) != 1 or [g for m in servers for g in m] != list(range(problem.num_gpus)):
+    if (
+        len(servers) < 2
+        or sizes == {1}
+        or len(sizes) != 1
+        or [g for m in servers for g in m] != list(range(problem.num_gpus))
+    ):
         return None
     width = view.net.bandwidth_bytes_per_s
     server = np.repeat(np.arange(len(servers)), len(servers[0]))
@@ -343,7 +363,9 @@ def server_levels(problem: PipelineProblem) -> tuple[list[list[int]], float, flo
     return servers, intra, float(width[other].min())
 
 
-def _hierarchical_groups(servers: list[list[int]], inside: list[list[tuple[int, int, int]]], top) -> list[list[int]]:
+def _hierarchical_groups(
+    servers: list[list[int]], inside: list[list[tuple[int, int, int]]], top
+) -> list[list[int]]:
     """GPU groups of the flattened two-level plan, in pipeline order."""
     groups: list[list[int]] = []
     first_server = 0
@@ -359,7 +381,10 @@ def _hierarchical_groups(servers: list[list[int]], inside: list[list[tuple[int, 
 
 
 def _stage_of_layer(
-    problem: PipelineProblem, cleaned: CleanedGraph, states: StateSpace, partition: PipeDreamPartition
+    problem: PipelineProblem,
+    cleaned: CleanedGraph,
+    states: StateSpace,
+    partition: PipeDreamPartition,
 ) -> tuple[list[int], int]:
     """Our stage of every layer, and how many layers neither a state nor the clean-up accounts for."""
     graph = cleaned.graph
@@ -381,7 +406,9 @@ def _stage_of_layer(
     return [s or 0 for s in stage], uncovered
 
 
-def _option(options: SolveOptions, name: str, default: object, kind: type | tuple[type, ...]) -> object:
+def _option(
+    options: SolveOptions, name: str, default: object, kind: type | tuple[type, ...]
+) -> object:
     """A solver option, checked against ``kind`` (None passes)."""
     value = options.option(name, default)
     if value is not None and not isinstance(value, kind):
@@ -422,11 +449,17 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
         raise ValueError(f"options.hierarchy: 'servers' or 'flat', got {hierarchy!r}")
     native = options.option("schedules", "menu") == "native"
     schedules = ["1f1b", "gpipe"] if native else list(problem.schedules)
-    levels = server_levels(problem) if hierarchy == "servers" and not use_memory and ratio is None else None
+    levels = (
+        server_levels(problem)
+        if hierarchy == "servers" and not use_memory and ratio is None
+        else None
+    )
 
     if levels is not None:
         max_states = min(max_states, int((HIERARCHICAL_WORK / len(levels[0][0]) ** 2) ** (1 / 3)))
-    cleaned, states, label = pipedream_states(problem, max_states, None if compress is None else bool(compress))
+    cleaned, states, label = pipedream_states(
+        problem, max_states, None if compress is None else bool(compress)
+    )
     graph = cleaned.graph
     metrics: dict = {
         "pipedream_bandwidth_bytes_per_s": bandwidth,
@@ -434,10 +467,17 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
         "pipedream_num_states": states.num_states,
     }
     if label != "antichain":
-        logger.info("pipedream_dp: %s: using the %s state space (%d states)", problem.name, label, states.num_states)
+        logger.info(
+            "pipedream_dp: %s: using the %s state space (%d states)",
+            problem.name,
+            label,
+            states.num_states,
+        )
     if states.num_states == 0:  # nothing but inputs and dropped sinks: one stage on one GPU
         metrics.update(pipedream_bottleneck_s=0.0, pipedream_splits=[])
-        candidates = simulate_candidates(problem, [0] * len(problem.layers), [[0]], schedules, list_schedule)
+        candidates = simulate_candidates(
+            problem, [0] * len(problem.layers), [[0]], schedules, list_schedule
+        )
         return to_output(candidates, metrics=metrics)
 
     membership = np.zeros((states.num_states, graph.num_nodes))
@@ -485,7 +525,9 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
         flat_stages = [stage for stages in inside for stage in stages]
         groups = _hierarchical_groups(servers, inside, top)
         metrics["pipedream_level2_splits"] = [list(t) for t in top]
-        return PipeDreamPartition(bottleneck, [(a, b, len(g)) for (a, b, _), g in zip(flat_stages, groups, strict=True)])
+        return PipeDreamPartition(
+            bottleneck, [(a, b, len(g)) for (a, b, _), g in zip(flat_stages, groups, strict=True)]
+        )
 
     partition = run(fewer)
     if math.isinf(partition.bottleneck_s) and not fewer:
@@ -508,5 +550,7 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
         pipedream_single_stage_s=float(membership[-1] @ graph.work_s),
         pipedream_uncovered_layers=uncovered,
     )
-    candidates = simulate_candidates(problem, stage_of_layer, gpus_of_stage, schedules, list_schedule)
+    candidates = simulate_candidates(
+        problem, stage_of_layer, gpus_of_stage, schedules, list_schedule
+    )
     return to_output(candidates, metrics=metrics)

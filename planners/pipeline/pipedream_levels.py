@@ -121,7 +121,9 @@ def solve_level(
     # allowed[i, k]: a split after state k is allowed in row i.
     allowed = np.ones((rows, num_states), dtype=bool)
     if rows > 1:
-        allowed[1:] = (np.arange(num_states)[None, :] >= row_index[1:, None]) & ~is_predecessor[row_index[1:] - 1]
+        allowed[1:] = (np.arange(num_states)[None, :] >= row_index[1:, None]) & ~is_predecessor[
+            row_index[1:] - 1
+        ]
     last_r = np.arange(1, min(replica_cap(n, straight_pipeline, max_replicas) + 1, max(n, 2)))
     for j in range(num_states):
         work, params = range_s[:rows, j], range_parameter_bytes[:rows, j]
@@ -136,7 +138,9 @@ def solve_level(
         if len(preds):
             last_work = range_s[preds + 1, j][:, None]
             last_params = range_parameter_bytes[preds + 1, j][:, None]
-            last = (last_work + 4 * (last_r - 1) * last_params / (bandwidth * last_r)) / last_r  # (k, r)
+            last = (
+                last_work + 4 * (last_r - 1) * last_params / (bandwidth * last_r)
+            ) / last_r  # (k, r)
             earlier = np.where(allowed[:, preds, None], time[:, preds, :], np.inf)  # (i, k, m)
             for m in range(1, n):
                 usable = last_r <= m
@@ -216,7 +220,17 @@ def hierarchical_partition(
     cap2 = None if max_replicas is None else max(1, max_replicas // inner)
     level1 = solve_level(work, params, is_predecessor, inner, intra, max_replicas=cap1, **options)
     server_s = level1.time[:, :, inner - 1]
-    level2 = solve_level(server_s, params, is_predecessor, outer, inter, within=inner, rows=1, max_replicas=cap2, **options)
+    level2 = solve_level(
+        server_s,
+        params,
+        is_predecessor,
+        outer,
+        inter,
+        within=inner,
+        rows=1,
+        max_replicas=cap2,
+        **options,
+    )
     last = len(compute_s) - 1
     bottleneck = float(level2.time[0, last, outer - 1])
     if not math.isfinite(bottleneck):

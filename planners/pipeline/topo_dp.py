@@ -141,7 +141,9 @@ def _options(
             # shared network (replicas of one server share its NIC: the lines charge every resource).
             if j + r < n:
                 nxt = ordering[j + r]
-                lines = view.step_lines([(g, nxt, float(share)) for g, share in zip(group, shares, strict=True)])
+                lines = view.step_lines(
+                    [(g, nxt, float(share)) for g, share in zip(group, shares, strict=True)]
+                )
                 transfer = np.where(is_last, 0.0, lines_s(lines, tables.cut_bytes))
                 allowed_end = np.ones(num_blocks + 1, dtype=bool)
             else:
@@ -155,7 +157,9 @@ def _options(
                 in_flight = np.ones_like(in_flight)
             fits = upper & allowed_end[None, :]
             stash = tables.activation_bytes * in_flight[None, :]
-            for share, memory in {(share, view.memory_bytes[g]) for g, share in zip(group, shares, strict=True)}:
+            for share, memory in {
+                (share, view.memory_bytes[g]) for g, share in zip(group, shares, strict=True)
+            }:
                 fits &= static + share * stash <= memory
             cost = np.where(fits, compute + 2 * transfer[None, :], np.inf)
             neck = np.where(fits, np.maximum(compute, transfer[None, :]), np.inf)

@@ -25,7 +25,9 @@ fastest. Steps:
 
 **Baselines as candidates** (option ``baseline_candidates``, default true):
 the plans of the literature baselines (``alpa_dp``, ``gpipe_dp``,
-``balance_by_time``, ``uniform``, ``pipedream_dp``) are computed first; those
+``balance_by_time``, ``uniform``, ``pipedream_dp``) are computed first (when
+the time limit leaves at least :data:`MIN_BASELINE_BUDGET_S`, and only while
+30 % of it is spent); those
 expressible as bounds on the linearisation seed the local search, and every
 one competes in step 4, so ``topo`` is never slower than a baseline. When a
 baseline's plan wins unchanged, ``metrics["plan_source"]`` names it (otherwise
@@ -76,6 +78,9 @@ BASELINES = (
     ("pipedream_dp", pipedream_dp),
 )
 
+#: Least time limit (seconds) under which ``topo`` also runs the baselines (they ignore time limits).
+MIN_BASELINE_BUDGET_S = 10.0
+
 #: Most boundary positions the local search considers (all positions below this many layers).
 MAX_POSITIONS = 512
 
@@ -100,7 +105,9 @@ def _seed_plans(problem: PipelineProblem, lin: Linearization) -> list[Plan]:
     return [(tuple(bounds), tuple((s,) for s in range(num_stages)))]
 
 
-def as_bounds_plan(lin: Linearization, stage_of_layer: list[int], gpus_of_stage: list[list[int]]) -> Plan | None:
+def as_bounds_plan(
+    lin: Linearization, stage_of_layer: list[int], gpus_of_stage: list[list[int]]
+) -> Plan | None:
     """The ``(bounds, groups)`` form of a plan whose stages are contiguous runs of ``lin.order``, else None."""
     stages = [stage_of_layer[layer] for layer in lin.order]
     if any(b < a for a, b in zip(stages, stages[1:], strict=False)) or stages[0] != 0:
@@ -111,11 +118,18 @@ def as_bounds_plan(lin: Linearization, stage_of_layer: list[int], gpus_of_stage:
     return tuple(bounds), tuple(tuple(g) for g in gpus_of_stage)
 
 
-def baseline_candidates(problem: PipelineProblem, options: SolveOptions) -> list[tuple[str, PipelinePlan, float]]:
+def baseline_candidates(
+    problem: PipelineProblem, options: SolveOptions
+) -> list[tuple[str, PipelinePlan, float]]:
     """``(solver, plan, simulated seconds)`` of every baseline that finds a plan, in :data:`BASELINES` order."""
     plain = SolveOptions(time_limit=options.remaining(), seed=options.seed, threads=options.threads)
     found = []
+    remaining = options.remaining()
+    if remaining < MIN_BASELINE_BUDGET_S:
+        return found  # the baselines do not honour time limits: a short limit goes to the search
     for name, solver in BASELINES:
+        if math.isfinite(remaining) and options.remaining() < 0.7 * remaining:
+            break  # keep most of the budget for the search
         output = solver(problem, plain)
         if output.plan is not None and output.objective is not None:
             found.append((name, output.plan, float(output.objective)))
@@ -167,8 +181,13 @@ def plan_topology(
             if orderings_done and clock() >= started + 0.4 * (deadline - started):
                 break
             for found in plan_along(
-                problem, view, tables, ordering,
-                backward_s=backward_s, overlap=overlap, minimal_memory=minimal_memory,
+                problem,
+                view,
+                tables,
+                ordering,
+                backward_s=backward_s,
+                overlap=overlap,
+                minimal_memory=minimal_memory,
             ):
                 plan = (found.bounds, found.groups)
                 estimates[plan] = min(estimates.get(plan, math.inf), found.estimate_s)
@@ -191,7 +210,9 @@ def plan_topology(
         "dp_seconds": round(dp_seconds, 3),
         "dp_best_simulated_s": scored[0][0] if scored else None,
     }
-    starts = [plan for value, plan in scored if math.isfinite(value)][: int(options.option("restarts", 3))]
+    starts = [plan for value, plan in scored if math.isfinite(value)][
+        : int(options.option("restarts", 3))
+    ]
     if not starts:
         return [], metrics
 
@@ -210,7 +231,13 @@ def plan_topology(
         else:
             limit = scorer.work + effort // (4 * max(1, len(starts) - 1))
         plan, value = local_search(
-            start, scorer, positions, width, rng=rng, work_limit=min(limit, budget_end), deadline=deadline
+            start,
+            scorer,
+            positions,
+            width,
+            rng=rng,
+            work_limit=min(limit, budget_end),
+            deadline=deadline,
         )
         if value < best_value:
             best_plan, best_value = plan, value
@@ -218,18 +245,28 @@ def plan_topology(
     max_kicks = int(options.option("kicks", MAX_KICKS))
     while scorer.work < budget_end and clock() < deadline and kicks < max_kicks:
         kicked = perturb(best_plan, scorer, positions, width, rng)
-        plan, value = local_search(kicked, scorer, positions, width, rng=rng, work_limit=budget_end, deadline=deadline)
+        plan, value = local_search(
+            kicked, scorer, positions, width, rng=rng, work_limit=budget_end, deadline=deadline
+        )
         kicks += 1
         if value < best_value:
             best_plan, best_value = plan, value
-    logger.debug("topo on %s: %d plans scored, %d kicks, best %.6g s", problem.name, scorer.evaluations, kicks, best_value)
+    logger.debug(
+        "topo on %s: %d plans scored, %d kicks, best %.6g s",
+        problem.name,
+        scorer.evaluations,
+        kicks,
+        best_value,
+    )
     metrics.update(
         evaluations=scorer.evaluations,
         kicks=kicks,
         search_seconds=round(clock() - started - dp_seconds, 3),
         searched_best_s=best_value,
     )
-    finalists = [best_plan] + [p for p in scorer.best(int(options.option("finalists", 4))) if p != best_plan]
+    finalists = [best_plan] + [
+        p for p in scorer.best(int(options.option("finalists", 4))) if p != best_plan
+    ]
     return finalists[: max(1, int(options.option("finalists", 4)))], metrics
 
 
@@ -253,13 +290,22 @@ def plan_topology(
 def topo(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
     """Topology-aware planner: DP over GPU orderings, simulated local search, best schedule."""
     lin = linearize(problem)
-    baselines = baseline_candidates(problem, options) if options.option("baseline_candidates", True) else []
-    seeds = [p for _, plan, _ in baselines if (p := as_bounds_plan(lin, plan.stage_of_layer, plan.gpus_of_stage))]
+    baselines = (
+        baseline_candidates(problem, options) if options.option("baseline_candidates", True) else []
+    )
+    seeds = [
+        p
+        for _, plan, _ in baselines
+        if (p := as_bounds_plan(lin, plan.stage_of_layer, plan.gpus_of_stage))
+    ]
     plans, metrics = plan_topology(problem, options, seeds)
     best_value, best_candidates, source = math.inf, None, "topo"
     for bounds, groups in plans:
         candidates = simulate_candidates(
-            problem, lin.stage_of_layer(list(bounds)), [list(g) for g in groups], list_scheduler=list_schedule
+            problem,
+            lin.stage_of_layer(list(bounds)),
+            [list(g) for g in groups],
+            list_scheduler=list_schedule,
         )
         found = best_of(candidates)
         if found is not None and found[1].objective < best_value:
@@ -278,7 +324,8 @@ def topo(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
     metrics["same_partition_as"] = [
         name
         for name, plan, _ in baselines
-        if (plan.stage_of_layer, plan.gpus_of_stage) == (chosen[0].stage_of_layer, chosen[0].gpus_of_stage)
+        if (plan.stage_of_layer, plan.gpus_of_stage)
+        == (chosen[0].stage_of_layer, chosen[0].gpus_of_stage)
     ]
     metrics["baseline_best_s"] = min((v for _, _, v in baselines), default=None)
     return to_output(best_candidates, metrics)

@@ -31,7 +31,9 @@ SHIPPED = {
 @pytest.fixture(scope="module")
 def profiles() -> Path:
     if not PROFILES.is_dir():
-        pytest.skip(f"PipeDream profiles not found at {PROFILES} (../shared/data beside the repository)")
+        pytest.skip(
+            f"PipeDream profiles not found at {PROFILES} (../shared/data beside the repository)"
+        )
     return PROFILES
 
 
@@ -86,10 +88,27 @@ def test_unordered_ids_are_sorted_topologically(tmp_path: Path) -> None:
     [
         (["node1 -- Input -- forward_compute_time=1.0"], "line 1"),
         ([NODE.format(id="node1", desc="A", f="x", a=1.0)], "line 1: forward_compute_time"),
-        ([NODE.format(id="node1", desc="A", f=1.0, a=1.0), "\tnode1 -- node9"], "line 2: edge names unknown node 'node9'"),
+        (
+            [NODE.format(id="node1", desc="A", f=1.0, a=1.0), "\tnode1 -- node9"],
+            "line 2: edge names unknown node 'node9'",
+        ),
         ([NODE.format(id="node1", desc="A", f=1.0, a=1.0), "\tnode1"], "line 2"),
-        ([NODE.format(id="node1", desc="A", f=1.0, a=1.0), NODE.format(id="node1", desc="B", f=1.0, a=1.0)], "line 2"),
-        ([NODE.format(id="n1", desc="A", f=1.0, a=1.0), NODE.format(id="n2", desc="B", f=1.0, a=1.0), "\tn1 -- n2", "\tn2 -- n1"], "cycle"),
+        (
+            [
+                NODE.format(id="node1", desc="A", f=1.0, a=1.0),
+                NODE.format(id="node1", desc="B", f=1.0, a=1.0),
+            ],
+            "line 2",
+        ),
+        (
+            [
+                NODE.format(id="n1", desc="A", f=1.0, a=1.0),
+                NODE.format(id="n2", desc="B", f=1.0, a=1.0),
+                "\tn1 -- n2",
+                "\tn2 -- n1",
+            ],
+            "cycle",
+        ),
     ],
 )
 def test_malformed_profiles_raise(tmp_path: Path, lines: list[str], needle: str) -> None:
@@ -141,7 +160,11 @@ def test_input_data_loading_time_is_zeroed(profiles: Path) -> None:
     kept = import_pipedream(graph, flat(2, 1e9), 2, zero_input_time=False)
     assert zeroed.layers[0].forward_s == 0.0 and zeroed.layers[0].backward_s == 0.0
     assert kept.layers[0].forward_s == pytest.approx(raw.forward_ms[0] / 1000 / 2)
-    assert zeroed.layers[0].activation_bytes == kept.layers[0].activation_bytes == raw.activation_bytes[0] / 2
+    assert (
+        zeroed.layers[0].activation_bytes
+        == kept.layers[0].activation_bytes
+        == raw.activation_bytes[0] / 2
+    )
     assert zeroed.layers[1:] == kept.layers[1:]
 
 
@@ -149,6 +172,8 @@ def test_import_sets_whole_samples_per_microbatch(profiles: Path) -> None:
     """N = profiled minibatch / K (alexnet: 256 samples); a K that does not divide it is rejected."""
     graph = profiles / "alexnet" / "graph.txt"
     assert import_pipedream(graph, flat(2, 1e9), 4).samples_per_microbatch == 64
-    assert import_pipedream(graph, flat(2, 1e9), 2, minibatch_samples=10).samples_per_microbatch == 5
+    assert (
+        import_pipedream(graph, flat(2, 1e9), 2, minibatch_samples=10).samples_per_microbatch == 5
+    )
     with pytest.raises(ValueError, match="must divide the profiled minibatch of 256"):
         import_pipedream(graph, flat(2, 1e9), 3)
