@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...models.errors import BadInput
 from ...models.pipeline import (
     DEFAULT_LAUNCH_OVERHEAD_S,
     Cluster,
@@ -99,15 +100,17 @@ def import_pipedream(
     if minibatch_samples is None:
         if model not in PROFILED_MINIBATCH:
             known = ", ".join(sorted(PROFILED_MINIBATCH))
-            raise ValueError(
-                f"minibatch_samples: the minibatch of profile {model!r} is unknown "
-                f"(known: {known}); give the samples per profiled minibatch"
+            raise BadInput(
+                "minibatch_samples",
+                f"the minibatch of profile {model!r} is unknown (known: {known}); "
+                "give the samples per profiled minibatch",
             )
         minibatch_samples = PROFILED_MINIBATCH[model]
     if minibatch_samples < 1 or minibatch_samples % microbatches:
-        raise ValueError(
-            f"microbatches: K={microbatches} must divide the profiled minibatch of "
-            f"{minibatch_samples} samples into whole micro-batches"
+        raise BadInput(
+            "microbatches",
+            f"K={microbatches} must divide the profiled minibatch of "
+            f"{minibatch_samples} samples into whole micro-batches",
         )
     profile = parse_profile(path)
     k = float(microbatches)

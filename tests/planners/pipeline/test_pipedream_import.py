@@ -10,8 +10,6 @@ from distplan.planners.common.pipedream_graph import MAX_NAME_CHARS, parse_profi
 from distplan.planners.pipeline.clusters import flat
 from distplan.planners.pipeline.pipedream_import import import_pipedream
 
-PROFILES = Path(__file__).parents[3].parent / "shared" / "data" / "pipedream_profiles"
-
 #: profile -> (node lines, edge lines) of its graph.txt
 SHIPPED = {
     "alexnet": (23, 23),
@@ -29,12 +27,9 @@ SHIPPED = {
 
 
 @pytest.fixture(scope="module")
-def profiles() -> Path:
-    if not PROFILES.is_dir():
-        pytest.skip(
-            f"PipeDream profiles not found at {PROFILES} (../shared/data beside the repository)"
-        )
-    return PROFILES
+def profiles(shared_data: Path) -> Path:
+    """The PipeDream profiles under ../shared/data (the tests fail when they are missing)."""
+    return shared_data / "pipedream_profiles"
 
 
 def write(tmp_path: Path, text: str) -> Path:
