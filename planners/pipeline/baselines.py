@@ -78,7 +78,8 @@ def _replicated(
     lin = linearize(problem)
     counts = stage_counts(problem, lin.num_layers, options.option("replicas", "divisors"))
     schedules = menu_or_native(problem, options.option("schedules", "menu"), "gpipe")
-    partitions, labels = [], []
+    partitions: list[tuple[list[int], list[list[int]]]] = []
+    labels: list[tuple[int, int, str]] = []
     for num_stages in counts:
         stage_of_layer = lin.stage_of_layer(split(problem, num_stages))
         replicas = (

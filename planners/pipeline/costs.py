@@ -255,7 +255,9 @@ class ClusterView:
             algorithms.append(("two-level", steps))
         return algorithms
 
-    def _algorithm_s(self, steps: list[list[Flow]], parameter_bytes: np.ndarray) -> np.ndarray:
+    def _algorithm_s(
+        self, steps: Sequence[Sequence[Flow]], parameter_bytes: np.ndarray
+    ) -> np.ndarray:
         total = np.zeros_like(parameter_bytes)
         counted: dict[tuple[Flow, ...], int] = {}
         for step in steps:

@@ -9,6 +9,7 @@ simulator's reasons, never as a plan.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from ...models.pipeline import PipelinePlan, PipelineProblem, Schedule
@@ -52,7 +53,12 @@ def best_of(
     feasible = [(p, e) for p, e in candidates if e.feasible and e.objective is not None]
     if not feasible:
         return None
-    return min(feasible, key=lambda pe: pe[1].objective)
+    return min(feasible, key=lambda pe: objective_s(pe[1]))
+
+
+def objective_s(evaluation: Evaluation) -> float:
+    """The evaluation's iteration seconds, ``inf`` when it has none."""
+    return math.inf if evaluation.objective is None else float(evaluation.objective)
 
 
 def to_output(
@@ -128,8 +134,8 @@ def simulate_partitions(
         if index == 0:
             first = candidates
         found = best_of(candidates)
-        if found is not None and (best is None or found[1].objective < best[0]):
-            best = (found[1].objective, index, candidates)
+        if found is not None and (best is None or objective_s(found[1]) < best[0]):
+            best = (objective_s(found[1]), index, candidates)
     if best is None:
         return first, None
     return best[2], best[1]

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ...models.pipeline import PipelineProblem
+from ...models.pipeline import Phase, PipelineProblem
 from .costs import ClusterView, replica_shares
 from .schedules import Task
 
@@ -493,7 +493,7 @@ class EventModel:
             iteration = math.inf
         else:
             iteration = max(max(free_at), ring_end)
-        phases = ("F", "B")
+        phases: tuple[Phase, Phase] = ("F", "B")
         return iteration, [[(task >> 1, phases[task & 1]) for task in order] for order in ids]
 
 

@@ -89,7 +89,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...models.errors import BadInput
-from ...models.pipeline import PipelineProblem
+from ...models.pipeline import PipelineProblem, Schedule
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
@@ -448,7 +448,7 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
     if hierarchy not in ("servers", "flat"):
         raise ValueError(f"options.hierarchy: 'servers' or 'flat', got {hierarchy!r}")
     native = options.option("schedules", "menu") == "native"
-    schedules = ["1f1b", "gpipe"] if native else list(problem.schedules)
+    schedules: list[Schedule] = ["1f1b", "gpipe"] if native else list(problem.schedules)
     levels = (
         server_levels(problem)
         if hierarchy == "servers" and not use_memory and ratio is None

@@ -57,7 +57,7 @@ from ..common.linearize import Linearization, candidate_cuts, linearize
 from .alpa import alpa_dp
 from .baselines import balance_by_time, gpipe_dp, min_max_partition, uniform
 from .costs import ClusterView
-from .finalize import best_of, simulate_candidates, to_output
+from .finalize import best_of, objective_s, simulate_candidates, to_output
 from .list_schedule import list_schedule
 from .pipedream_dp import pipedream_dp
 from .simulator import evaluate_plan
@@ -123,7 +123,7 @@ def baseline_candidates(
 ) -> list[tuple[str, PipelinePlan, float]]:
     """``(solver, plan, simulated seconds)`` of every baseline that finds a plan, in :data:`BASELINES` order."""
     plain = SolveOptions(time_limit=options.remaining(), seed=options.seed, threads=options.threads)
-    found = []
+    found: list[tuple[str, PipelinePlan, float]] = []
     remaining = options.remaining()
     if remaining < MIN_BASELINE_BUDGET_S:
         return found  # the baselines do not honour time limits: a short limit goes to the search
@@ -308,13 +308,13 @@ def topo(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
             list_scheduler=list_schedule,
         )
         found = best_of(candidates)
-        if found is not None and found[1].objective < best_value:
-            best_value, best_candidates = found[1].objective, candidates
+        if found is not None and objective_s(found[1]) < best_value:
+            best_value, best_candidates = objective_s(found[1]), candidates
     for name, plan, _ in baselines:
         candidates = [(plan, evaluate_plan(problem, plan))]
         found = best_of(candidates)
-        if found is not None and found[1].objective < best_value:
-            best_value, best_candidates, source = found[1].objective, candidates, name
+        if found is not None and objective_s(found[1]) < best_value:
+            best_value, best_candidates, source = objective_s(found[1]), candidates, name
     if best_candidates is None:
         metrics["reason"] = "no partition and placement fits GPU memory"
         return SolverOutput(SolveStatus.NO_SOLUTION, metrics=metrics)
