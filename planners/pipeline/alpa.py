@@ -33,6 +33,7 @@ from ..common.linearize import Linearization, candidate_cuts, linearize
 from .costs import ClusterView
 from .finalize import SCHEDULE_OPTION, menu_or_native, simulate_candidates, to_output
 from .list_schedule import list_schedule
+from .topo_dp import fold_best_split
 
 __all__ = ["alpa_dp", "alpa_stage_dp", "host_aligned"]
 
@@ -214,13 +215,7 @@ def alpa_stage_dp(
                         lat[None, :, :] <= tmax[:, None, None], lat[None, :, :], np.inf
                     )
                     total = stage + rest[:, None, :]
-                    arg = total.argmin(axis=2)
-                    value = np.take_along_axis(total, arg[:, :, None], axis=2)[:, :, 0]
-                    if keep:
-                        better = value < best
-                        best_b = np.where(better, arg, best_b)
-                        best_r = np.where(better, r, best_r)
-                    best = np.minimum(best, value)
+                    best, best_b, best_r = fold_best_split(total, r, best, best_b, best_r)
                 table[s][d] = best
                 if keep:
                     choice[(s, d)] = (best_b, best_r)

@@ -48,7 +48,7 @@ from ...models.pipeline import PipelineProblem
 from ..common.linearize import Linearization, candidate_cuts
 from .costs import ClusterView, lines_s
 
-__all__ = ["BlockTables", "DPPlan", "block_tables", "plan_along"]
+__all__ = ["BlockTables", "DPPlan", "block_tables", "fold_best_split", "plan_along"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,26 @@ def _options(
     return out
 
 
+def fold_best_split(
+    total: np.ndarray, replicas: int, best: np.ndarray, best_b: np.ndarray, best_r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fold one replica count's candidates into the running best of a stage DP.
+
+    ``total[t, a, b]`` is the value of a stage of blocks ``[a, b)`` plus the
+    best rest after ``b`` for ``t_max`` number ``t``; returns the smaller of
+    ``best[t, a]`` and ``min_b total[t, a, b]``, with the end block and replica
+    count of the minimiser (the earlier choice on ties).
+    """
+    arg = total.argmin(axis=2)
+    value = np.take_along_axis(total, arg[:, :, None], axis=2)[:, :, 0]
+    better = value < best
+    return (
+        np.minimum(best, value),
+        np.where(better, arg, best_b),
+        np.where(better, replicas, best_r),
+    )
+
+
 def _solve(
     options: dict[tuple[int, int], _Option],
     n: int,
@@ -202,13 +222,7 @@ def _solve(
                 stage = stage + np.maximum(option.allreduce[None, :, :] - slack, 0.0)
             total = np.where(option.neck[None, :, :] <= tmax[:, None, None], stage, np.inf)
             total += rest[:, None, :]
-            arg = total.argmin(axis=2)
-            value = np.take_along_axis(total, arg[:, :, None], axis=2)[:, :, 0]
-            if keep:
-                better = value < best
-                best_b = np.where(better, arg, best_b)
-                best_r = np.where(better, r, best_r)
-            np.minimum(best, value, out=best)
+            best, best_b, best_r = fold_best_split(total, r, best, best_b, best_r)
         table[d] = best
         if keep:
             choice[d] = (best_b, best_r)
