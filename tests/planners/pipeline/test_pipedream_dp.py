@@ -299,3 +299,14 @@ def test_hierarchical_mode_matches_pipedream_optimizer(
     assert [r for _, _, r in level2] == top
     assert [[r for _, _, r in stages] for stages in level1] == inside
     assert level2[-1][1] == states.num_states
+
+
+def test_multi_server_preset_runs_the_hierarchical_mode() -> None:
+    """On 2x4-10gbe pipedream_dp runs two levels: 4 GPUs at NVLink speed, 2 servers at the 10 GbE NIC's."""
+    problem = distplan.load_instance(INSTANCES / "resnet18__2x4-10gbe__k4.json")
+    result = distplan.solve(problem, "pipedream_dp")
+    check_plan(problem, result)
+    assert result.metrics["pipedream_levels"] == [[4, 50e9], [2, 1.25e9]]
+    flat_mode = distplan.solve(problem, "pipedream_dp", options={"hierarchy": "flat"})
+    check_plan(problem, flat_mode)
+    assert "pipedream_levels" not in flat_mode.metrics
