@@ -97,6 +97,7 @@ def test_topo_is_the_auto_solver():
     assert get_solver("auto", "pipeline").name == "topo"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_topo_beats_or_matches_every_baseline_on_heterogeneous_clusters(seed):
     """On random heterogeneous server clusters topo's own search (baselines' plans not given to it) is no slower."""
@@ -214,6 +215,7 @@ def shipped_instances(limit: int = 3) -> list[Path]:
     return sorted(files, key=lambda p: p.stat().st_size)[:limit]
 
 
+@pytest.mark.slow
 def test_topo_beats_or_matches_baselines_on_shipped_instances():
     """On a few shipped instances topo is no slower than any baseline."""
     files = shipped_instances()
