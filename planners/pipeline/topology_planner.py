@@ -1,8 +1,9 @@
 """``topo``: our topology-aware pipeline planner (the default for ``solver="auto"``).
 
 Jointly chooses the partition, the replication and the GPU mapping on the
-actual bandwidth matrix, then the micro-batch schedule the simulator finds
-fastest. Steps:
+cluster's physical network (shared NICs, switch ports and links are charged
+for all the traffic that crosses them, :mod:`.costs`), then the micro-batch
+schedule the simulator finds fastest. Steps:
 
 1. **Orderings** (:mod:`.topo_orderings`): a few deterministic orderings of the
    GPUs that keep well-connected GPUs together (bandwidth clustering, greedy
@@ -11,8 +12,9 @@ fastest. Steps:
    model go to consecutive runs of the ordering (replicas when a run has more
    than one GPU), minimising ``sum(stage + transfers + all-reduce) + (K - 1) *
    bottleneck`` under per-GPU memory, with Alpa-style enumeration of the
-   bottleneck; the best few plans of every ordering are kept. GPUs may stay
-   unused.
+   bottleneck; a stage boundary and an all-reduce are costed on the shared
+   network (its replicas' transfers share their servers' NICs); the best few
+   plans of every ordering are kept. GPUs may stay unused.
 3. **Refinement** (:mod:`.topo_search`): the best distinct plans, scored by
    replaying the iteration with the list scheduler's event model (which
    reproduces the simulator), are improved by a first-improvement local search
