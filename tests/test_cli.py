@@ -55,7 +55,7 @@ def test_evaluate_rejects_tampered_plan(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     assert invoke("solve", PIPELINE, "--solver", "uniform", "--out", out).exit_code == 0
     data = json.loads(out.read_text())
-    data["plan"]["gpus_of_stage"][1] = data["plan"]["gpus_of_stage"][0]
+    data["plan"]["stage_of_layer"][0] = len(data["plan"]["gpus_of_stage"])  # no such stage
     out.write_text(json.dumps(data))
     result = invoke("evaluate", PIPELINE, out)
     assert result.exit_code == 1
