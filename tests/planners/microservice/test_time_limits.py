@@ -2,13 +2,16 @@
 
 The margin allowed past the limit is :func:`margin_s`: 0.5 s plus 5 % of the
 limit, for the work a solver does after its search stops (routing the final
-plan by maximum flow, trimming it) and for the backends' own clock checks.
+plan by maximum flow, trimming it) and for the backends' own clock checks. On a
+machine whose cores are shared with other jobs (load above the core count) the
+margin doubles: wall-clock limits cannot be kept tighter than the scheduler allows.
 ``runtime_s`` is the solver's time inside ``solve()``, before the evaluator
 re-checks the plan.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,8 @@ NAMES = [spec.name for spec in solvers("microservice")]
 
 def margin_s(limit_s: float) -> float:
     """Seconds a solver may run past ``limit_s`` (module docstring)."""
-    return 0.5 + 0.05 * limit_s
+    busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+    return (0.5 + 0.05 * limit_s) * (2.0 if busy else 1.0)
 
 
 def check_on_time(path: Path, solver: str, limit_s: float) -> None:
