@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..registry import get_solver, problem_kind
 from .child import _import_plugin, kill_running, run_isolated
 from .executors import dask_executor, local_executor, oversubscription_warning
 from .figures import draw_figures
@@ -216,9 +217,12 @@ def _execute(
 
 
 def _row_of(future: Future[dict[str, Any]], task: BenchTask) -> dict[str, Any]:
-    """The run's row; a worker that failed outside the child (lost Dask worker) gives an error row."""
+    """The run's row, with role and sense from the registry when the child could not say.
+
+    A worker that failed outside the child (a lost Dask worker) gives an error row.
+    """
     try:
-        return future.result()
+        row = future.result()
     except Exception as exc:
         row = task.identity_row()
         row.update(
@@ -227,7 +231,9 @@ def _row_of(future: Future[dict[str, Any]], task: BenchTask) -> dict[str, Any]:
             objective=None,
             note=f"the executor lost the run: {type(exc).__name__}: {exc}",
         )
-        return row
+    row.setdefault("role", get_solver(task.solver, task.instance.kind).role.value)
+    row.setdefault("sense", problem_kind(task.instance.kind).sense)
+    return row
 
 
 def _abandon(

@@ -89,7 +89,7 @@ class BenchTask:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def identity_row(self) -> dict[str, Any]:
-        """The row fields that say which run this is (key, instance, kind, solver, seed, options)."""
+        """A row saying which run this is, with its outcome fields still empty (None)."""
         return {
             "key": self.key,
             "instance": str(self.instance.path),
@@ -101,6 +101,11 @@ class BenchTask:
             "time_limit_s": self.time_limit_s,
             "threads": self.threads,
             "options": self.options,
+            "objective": None,
+            "bound": None,
+            "gap": None,
+            "runtime_s": None,
+            "note": "",
         }
 
 
@@ -167,13 +172,14 @@ def select_solvers(
     ValueError
         On an empty list or a name that no kind in the sweep registers.
     """
+    kinds = sorted(set(kinds))
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
         raise ValueError("--solvers: give 'all' or a comma-separated list of solver names")
     chosen: dict[str, list[SolverSpec]] = {}
     notes: list[str] = []
     known: set[str] = set()
-    for kind in sorted(set(kinds)):
+    for kind in kinds:
         specs = solvers(kind)
         names_of_kind = {s.name for s in specs}
         known.update(names_of_kind)
@@ -194,7 +200,7 @@ def select_solvers(
     if unknown:
         raise ValueError(
             f"--solvers: unknown solver(s) {', '.join(unknown)} for the sweep's kinds "
-            f"({', '.join(sorted(set(kinds)))}); known: {', '.join(sorted(known))}"
+            f"({', '.join(kinds)}); known: {', '.join(sorted(known))}"
         )
     return chosen, notes
 
