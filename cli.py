@@ -41,6 +41,9 @@ from distplan.solvers.registry import solvers as registered_solvers  # noqa: E40
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="distplan: plans for distributed ML and edge systems.")
 import_app = typer.Typer(no_args_is_help=True, help="Build instances from public data.")
 app.add_typer(import_app, name="import")
+from distplan.solvers.bench.cli import register_commands as register_bench_commands  # noqa: E402
+
+register_bench_commands(app)
 
 
 class BadInput(Exception):
