@@ -1,25 +1,24 @@
-"""Typed problems, plans and results. Knows nothing of solvers."""
+"""Typed problems, plans and results. Knows nothing of solvers.
 
+Problem kinds register their models through the kind registry (:mod:`.kinds`);
+:func:`load_instance` dispatches on an instance's ``kind``.
+"""
+
+from .base import PlanBase as PlanBase
+from .base import ProblemBase as ProblemBase
 from .base import StrictModel as StrictModel
-from .instance import PROBLEM_TYPES as PROBLEM_TYPES
-from .instance import Problem as Problem
+from .errors import BackendMissing as BackendMissing
+from .errors import BadInput as BadInput
+from .errors import DistplanError as DistplanError
+from .errors import SolverFailure as SolverFailure
+from .instance import content_hash as content_hash
 from .instance import load_instance as load_instance
 from .instance import parse_instance as parse_instance
 from .instance import problem_schema as problem_schema
-from .microservice import Borrow as Borrow
-from .microservice import Demand as Demand
-from .microservice import EdgeServer as EdgeServer
-from .microservice import ImageLayer as ImageLayer
-from .microservice import Microservice as Microservice
-from .microservice import MicroservicePlan as MicroservicePlan
-from .microservice import MicroserviceProblem as MicroserviceProblem
-from .microservice import Route as Route
-from .microservice import ServerLink as ServerLink
-from .pipeline import GPU as GPU
-from .pipeline import Cluster as Cluster
-from .pipeline import PipelineLayer as PipelineLayer
-from .pipeline import PipelinePlan as PipelinePlan
-from .pipeline import PipelineProblem as PipelineProblem
+from .kinds import known_kinds as known_kinds
+from .network import Network as Network
+from .network import NetworkLink as NetworkLink
+from .network import NetworkNode as NetworkNode
 from .result import HAS_PLAN as HAS_PLAN
 from .result import Evaluation as Evaluation
 from .result import Role as Role

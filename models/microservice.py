@@ -47,7 +47,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, model_validator
 
-from .base import StrictModel
+from .base import PlanBase, ProblemBase, StrictModel
 
 
 class ImageLayer(StrictModel):
@@ -94,7 +94,7 @@ class Demand(StrictModel):
     rate_rps: NonNegativeFloat
 
 
-class MicroserviceProblem(StrictModel):
+class MicroserviceProblem(ProblemBase):
     """Place microservice instances and image layers to maximise served requests/s."""
 
     kind: Literal["microservice"] = "microservice"
@@ -242,7 +242,7 @@ class Route(StrictModel):
     rate_rps: NonNegativeFloat
 
 
-class MicroservicePlan(StrictModel):
+class MicroservicePlan(PlanBase):
     """A placement: instances, stored and borrowed layers, and request routing.
 
     ``instances[i][n]`` is the number of instances of service ``i`` on server ``n``;

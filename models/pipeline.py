@@ -60,7 +60,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from .base import StrictModel
+from .base import PlanBase, ProblemBase, StrictModel
 from .graph import topological_order
 
 Schedule = Literal["gpipe", "1f1b", "list"]
@@ -125,7 +125,7 @@ class Cluster(StrictModel):
         return self
 
 
-class PipelineProblem(StrictModel):
+class PipelineProblem(ProblemBase):
     """Plan one synchronous pipeline-parallel training iteration.
 
     ``layers`` with ``edges`` (``[producer, consumer]`` layer indices) form a DAG.
@@ -188,7 +188,7 @@ class PipelineProblem(StrictModel):
         return len(self.cluster.gpus)
 
 
-class PipelinePlan(StrictModel):
+class PipelinePlan(PlanBase):
     """A pipeline plan: partition, placement and per-stage task order.
 
     ``stage_of_layer[l]`` is the stage of layer ``l``; ``gpus_of_stage[s]`` the GPU

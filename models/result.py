@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
 
-from .base import StrictModel
-from .microservice import MicroservicePlan
-from .pipeline import PipelinePlan
+from .base import PlanBase, StrictModel
+from .kinds import plan_type
 
-SCHEMA_VERSION = 1
+#: Version 2 (current): ``reason``, ``violations``, ``evaluator_objective`` and
+#: ``instance_hash`` are typed fields (version 1 kept the first three in
+#: ``metrics``); version-1 files are read and upgraded.
+SCHEMA_VERSION = 2
 
 
 class SolveStatus(StrEnum):
@@ -41,9 +43,6 @@ class Role(StrEnum):
 
 Sense = Literal["min", "max"]
 
-Plan = Annotated[PipelinePlan | MicroservicePlan, Field(discriminator="kind")]
-
-
 def relative_gap(objective: float | None, bound: float | None) -> float | None:
     """Return ``|objective - bound| / |objective|``, or None when undefined."""
     if objective is None or bound is None:
@@ -56,16 +55,37 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
 
 
 class SolveResult(StrictModel):
-    """A solve's outcome, serialised as JSON (``schema_version`` 1).
+    """A solve's outcome, serialised as JSON (``schema_version`` 2).
 
-    ``objective`` is in the problem's unit (seconds for a pipeline iteration,
-    requests/s for microservice throughput). ``bound`` is a proven bound (a lower
-    bound when ``sense`` is ``"min"``, an upper bound when ``"max"``) or None.
+    Fields
+    ------
+    objective:
+        The independent evaluator's objective of ``plan``, in the problem's unit
+        (seconds for a pipeline iteration, requests/s for microservice
+        throughput); a solver whose own figure differs is flagged in
+        ``metrics["solver_objective"]`` and ``metrics["objective_mismatch"]``.
+    bound:
+        A proven bound (lower when ``sense`` is ``"min"``, upper when ``"max"``)
+        or None. A bound that contradicts a feasible plan is dropped and
+        reported in ``metrics["dropped_bound"]``.
+    evaluator_objective:
+        What the evaluator found for the plan (also for a rejected plan, when it
+        could replay it).
+    violations:
+        Every constraint the plan breaks (non-empty only with status ``error``).
+    reason:
+        Why there is no plan (``infeasible``, ``no_solution``, ``error``).
+    instance_hash:
+        :func:`~distplan.models.instance.content_hash` of the instance solved.
     """
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=True)
+    check_numbers: ClassVar[bool] = False
+
+    schema_version: Literal[2] = SCHEMA_VERSION
     kind: str
     instance_name: str
+    instance_hash: str | None = None
     solver: str
     role: Role
     sense: Sense
@@ -75,8 +95,30 @@ class SolveResult(StrictModel):
     gap: float | None = None
     runtime_s: float = 0.0
     seed: int = 0
-    plan: Plan | None = None
+    plan: SerializeAsAny[PlanBase] | None = None
+    evaluator_objective: float | None = None
+    violations: list[str] = Field(default_factory=list)
+    reason: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dispatch_plan(cls, data: Any) -> Any:
+        """Upgrade version-1 records and validate ``plan`` with the model of the result's kind."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("schema_version") == 1:
+            metrics = dict(data.get("metrics") or {})
+            for key in ("reason", "violations", "evaluator_objective"):
+                if key in metrics:
+                    data.setdefault(key, metrics.pop(key))
+            data["metrics"] = metrics
+            data["schema_version"] = SCHEMA_VERSION
+        plan = data.get("plan")
+        if isinstance(plan, dict):
+            data["plan"] = plan_type(data.get("kind")).model_validate(plan)
+        return data
 
     @property
     def has_plan(self) -> bool:
@@ -95,6 +137,10 @@ class SolveResult(StrictModel):
         parts.append(f"in {self.runtime_s:.2f} s")
         return ", ".join(parts)
 
+    def to_json(self, indent: int | None = 1) -> str:
+        """The result as JSON text."""
+        return self.model_dump_json(indent=indent)
+
 
 class Evaluation(StrictModel):
     """An independent evaluator's verdict on one plan.
@@ -102,6 +148,9 @@ class Evaluation(StrictModel):
     ``objective`` is recomputed from the plan alone (None when the plan cannot
     be replayed); ``violations`` names every broken constraint.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=True)
+    check_numbers: ClassVar[bool] = False
 
     feasible: bool
     objective: float | None

@@ -1,4 +1,6 @@
-"""Problem-specific planners; importing this package registers every kind and solver."""
+"""Problem-specific planners, one subpackage per kind.
 
-from . import microservice as microservice
-from . import pipeline as pipeline
+Kinds are discovered, not listed: every subpackage with a ``kind`` module is
+imported by :func:`distplan.models.kinds.discover`, and that module registers the
+kind and its solvers. ``planners/common/`` holds what several kinds share.
+"""

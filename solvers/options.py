@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models.errors import DistplanError
 from ..models.result import SolveStatus
 
 
@@ -66,5 +67,5 @@ class SolverOutput:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-class InfeasibleProblem(Exception):
+class InfeasibleProblem(DistplanError):
     """Raised by a solver or a pre-check when the instance admits no plan; the message says why."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..models.errors import BackendMissing, BadInput
 from .registry import problem_kind
 
 if TYPE_CHECKING:
@@ -19,8 +20,13 @@ if TYPE_CHECKING:
 __all__ = ["NoPicture", "check_png_path", "new_figure", "plot_result", "save_figure"]
 
 
-class NoPicture(ValueError):
+class NoPicture(BadInput):
     """The kind registers no ``plot`` hook."""
+
+    def __init__(self, kind: str):
+        super().__init__(
+            "kind", f"no picture for kind {kind!r} (its registration has no plot hook)"
+        )
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
@@ -28,13 +34,13 @@ def new_figure(width_in: float, height_in: float) -> Figure:
 
     Raises
     ------
-    ImportError
+    BackendMissing
         When matplotlib is missing; the message says how to install it.
     """
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("pictures need matplotlib: pip install 'distplan[plot]'") from exc
+        raise BackendMissing("pictures need matplotlib: pip install 'distplan[plot]'") from exc
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
@@ -43,7 +49,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
     Raises
     ------
-    ValueError
+    BadInput
         When ``path`` does not end in ``.png`` or its directory does not exist.
     """
     path = check_png_path(path)
@@ -56,14 +62,14 @@ def check_png_path(path: str | Path) -> Path:
 
     Raises
     ------
-    ValueError
+    BadInput
         Otherwise, naming ``--out``.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"--out: {path}: pictures are written as .png files")
+        raise BadInput("--out", f"{path}: pictures are written as .png files")
     if not path.parent.is_dir():
-        raise ValueError(f"--out: {path.parent} is not a directory")
+        raise BadInput("--out", f"{path.parent} is not a directory")
     return path
 
 
@@ -77,7 +83,7 @@ def plot_result(problem: Any, result: Any, path: str | Path) -> Path:
     ------
     NoPicture
         When the kind registers no ``plot`` hook.
-    ValueError
+    BadInput
         When the result is for another kind or has no plan, or ``path`` is not a
         writable ``.png`` path.
     """
@@ -85,12 +91,12 @@ def plot_result(problem: Any, result: Any, path: str | Path) -> Path:
     kind = problem_kind(problem.kind)
     hook = getattr(kind, "plot", None)
     if hook is None:
-        raise NoPicture(f"no picture for kind {problem.kind!r}: its registration has no plot hook")
+        raise NoPicture(problem.kind)
     if result.kind != problem.kind:
-        raise ValueError(
-            f"RESULT: kind: result is for {result.kind!r}, the instance is {problem.kind!r}"
+        raise BadInput(
+            "RESULT", f"kind: result is for {result.kind!r}, the instance is {problem.kind!r}"
         )
     if result.plan is None:
-        raise ValueError(f"RESULT: plan: the result has no plan (status {result.status})")
+        raise BadInput("RESULT", f"plan: the result has no plan (status {result.status})")
     hook(problem, result, path)
     return path

@@ -18,6 +18,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """``../shared/data``; tests that need it fail (never skip) when it is missing."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"../shared/data not found beside the repository ({SHARED_DATA})")
+        pytest.fail(f"../shared/data not found beside the repository ({SHARED_DATA}); CI lays it there")
     return SHARED_DATA

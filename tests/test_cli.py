@@ -30,7 +30,7 @@ def test_solve_prints_plan_and_writes_result(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "stage 0:" in result.output and "objective" in result.output
     saved = json.loads(out.read_text())
-    assert saved["schema_version"] == 1 and saved["kind"] == "pipeline" and saved["role"] == "baseline"
+    assert saved["schema_version"] == 2 and saved["kind"] == "pipeline" and saved["role"] == "baseline"
     checked = invoke("evaluate", PIPELINE, out)
     assert checked.exit_code == 0, checked.output
     verdict = json.loads(checked.output)
@@ -118,35 +118,39 @@ def base_instance() -> dict:
     return json.loads(PIPELINE.read_text())
 
 
-mutations = st.sampled_from(
+top_level_mutations = st.sampled_from(
     [
         ("microbatches", -3),
         ("microbatches", "many"),
         ("layers", []),
-        ("kind", "pipelines"),
         ("unknown_field", 1),
         ("cluster", {"gpus": []}),
         ("edges", [[0, 10_000]]),
         ("optimizer_state_factor", -1),
     ]
 )
+layer_mutations = st.tuples(
+    st.sampled_from(["forward_s", "activation_bytes", "parameter_bytes"]),
+    st.one_of(st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False), st.text(max_size=3), st.none()),
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutation=mutations, layer_field=st.sampled_from(["forward_s", "activation_bytes", "parameter_bytes"]), value=st.one_of(st.floats(max_value=-1e-9, allow_nan=False), st.text(max_size=3), st.none()))
-def test_malformed_instances_exit_2(tmp_path: Path, mutation, layer_field: str, value) -> None:
-    """Hypothesis-mutated instances exit 2 with a field-naming message and no traceback."""
+@given(mutation=st.one_of(top_level_mutations.map(lambda m: ("top", *m)), layer_mutations.map(lambda m: ("layer", *m))))
+def test_malformed_instances_exit_2_naming_the_field(tmp_path: Path, mutation) -> None:
+    """Hypothesis-mutated instances exit 2 with a message naming the broken field and no traceback."""
     data = base_instance()
-    key, bad = mutation
-    data[key] = bad
-    data["layers"] = data["layers"] if key != "layers" else bad
-    if data["layers"]:
-        data["layers"][0][layer_field] = value
+    where, field, bad = mutation
+    if where == "top":
+        data[field] = bad
+    else:
+        data["layers"][0][field] = bad
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     result = invoke("solve", path, "--solver", "uniform")
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "Traceback" not in result.output
+    assert field in result.output, (field, result.output)
 
 
 def test_not_json_exit_2(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ import math
 import time
 from collections.abc import Callable
 
+from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role
 from ...solvers.options import SolveOptions, SolverOutput
@@ -208,7 +209,7 @@ def solve_layer_oblivious(problem: MicroserviceProblem, options: SolveOptions) -
     """Greedy placement that charges every deployment its whole image size."""
     charge = options.option("charge", "image")
     if charge not in ("image", "instance"):
-        raise ValueError(f"charge: must be 'image' or 'instance', got {charge!r}")
+        raise BadInput("options.charge", f"must be 'image' or 'instance', got {charge!r}")
     score = options.option("score", DEFAULT_SCORE)
     deadline = time.monotonic() + options.remaining()
     placement = Placement(

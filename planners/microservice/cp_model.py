@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from ...models.errors import BadInput
 from ...models.microservice import MicroservicePlan, MicroserviceProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.cpsat import solve_cpsat
@@ -204,7 +205,7 @@ def _start_plan(problem: MicroserviceProblem, options: SolveOptions) -> Microser
     if hint in (False, None, "none"):
         return None
     if hint not in ("lp_round", "greedy", True):
-        raise ValueError(f"hint: must be 'lp_round', 'greedy' or 'none', got {hint!r}")
+        raise BadInput("options.hint", f"must be 'lp_round', 'greedy' or 'none', got {hint!r}")
     if hint == "lp_round" and all(importlib.util.find_spec(m) for m in ("pulp", "highspy")):
         from .lp_rounding import solve_lp_round
 

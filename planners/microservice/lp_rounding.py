@@ -43,6 +43,7 @@ import time
 
 import numpy as np
 
+from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus, relative_gap
 from ...solvers.milp import solve_milp
@@ -154,7 +155,7 @@ def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> Solve
     rounds = int(options.option("rounds", 20))
     evaluations = int(options.option("fill_up_evaluations", 150))
     if rounds < 1:
-        raise ValueError(f"rounds: must be at least 1, got {rounds}")
+        raise BadInput("options.rounds", f"must be at least 1, got {rounds}")
     index = formulation_index(problem, merge_layers=True)
     if not index.pairs:
         return empty_output(problem)

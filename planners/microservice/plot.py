@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...models.errors import BadInput
 from ...models.microservice import MicroservicePlan, MicroserviceProblem
 from ...solvers.plotting import new_figure, save_figure
 from .evaluator import served_throughput
@@ -63,10 +64,11 @@ class ServiceRates:
 def _check_shape(problem: MicroserviceProblem, plan: MicroservicePlan) -> None:
     servers, services = len(problem.servers), len(problem.services)
     if len(plan.instances) != services or any(len(row) != servers for row in plan.instances):
-        raise ValueError(f"RESULT: plan: instances is not {services} services x {servers} servers")
+        raise BadInput("RESULT", f"plan: instances is not {services} services x {servers} servers")
     if len(plan.stored_layers) != servers or len(plan.borrowed_layers) != servers:
-        raise ValueError(
-            f"RESULT: plan: stored_layers and borrowed_layers need one list per server ({servers})"
+        raise BadInput(
+            "RESULT",
+            f"plan: stored_layers and borrowed_layers need one list per server ({servers})",
         )
 
 

@@ -96,6 +96,7 @@ import time
 
 from ortools.sat.python import cp_model
 
+from ...models.errors import BadInput
 from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Evaluation, Role, SolveStatus
 from ...solvers.cpsat import CpSatOutcome, solve_cpsat
@@ -334,7 +335,7 @@ def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> Solver
     """
     max_blocks = options.option("max_blocks", DEFAULT_MAX_BLOCKS)
     if isinstance(max_blocks, bool) or not isinstance(max_blocks, int) or max_blocks < 1:
-        raise ValueError(f"max_blocks: must be a positive integer, got {max_blocks!r}")
+        raise BadInput("options.max_blocks", f"must be a positive integer, got {max_blocks!r}")
     use_warm_start = bool(options.option("warm_start", True))
     metrics: dict = {}
 

@@ -77,6 +77,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...models.errors import BadInput
 from ...models.pipeline import PipelineProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
@@ -287,10 +288,10 @@ def _bandwidth(problem: PipelineProblem, choice: object) -> float:
     """The flat bandwidth (bytes/s) the optimizer uses: ``"min"``/``"max"`` widest-path, or a number."""
     if isinstance(choice, int | float) and not isinstance(choice, bool):
         if not choice > 0:
-            raise ValueError(f"options.bandwidth: must be positive bytes/s, got {choice}")
+            raise BadInput("options.bandwidth", f"must be positive bytes/s, got {choice}")
         return float(choice)
     if choice not in ("min", "max"):
-        raise ValueError(f"options.bandwidth: 'min', 'max' or bytes/s, got {choice!r}")
+        raise BadInput("options.bandwidth", f"'min', 'max' or bytes/s, got {choice!r}")
     n = problem.num_gpus
     if n == 1:
         return math.inf
@@ -327,7 +328,7 @@ def _option(options: SolveOptions, name: str, default: object, kind: type | tupl
     value = options.option(name, default)
     if value is not None and not isinstance(value, kind):
         expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise ValueError(f"options.{name}: expected {expected}, got {value!r}")
+        raise BadInput(f"options.{name}", f"expected {expected}, got {value!r}")
     return value
 
 

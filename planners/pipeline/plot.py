@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...models.errors import BadInput
 from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...solvers.plotting import new_figure, save_figure
 from .simulator import simulate
@@ -52,12 +53,12 @@ def gantt_rows(problem: PipelineProblem, plan: PipelinePlan) -> tuple[list[Gantt
 
     Raises
     ------
-    ValueError
+    BadInput
         When the plan cannot be replayed (structural errors) or deadlocks.
     """
     trace = simulate(problem, plan, record=True)
     if trace.iteration_s is None:
-        raise ValueError(f"RESULT: plan: cannot draw a deadlocked plan: {trace.deadlock}")
+        raise BadInput("RESULT", f"plan: cannot draw a deadlocked plan: {trace.deadlock}")
     stages_of_gpu: dict[int, set[int]] = defaultdict(set)
     for stage, gpus in enumerate(plan.gpus_of_stage):
         for gpu in gpus:

@@ -198,7 +198,7 @@ def widest_route(cluster: Cluster, src: int, dst: int) -> Route:
 
     Examples
     --------
-    >>> from distplan.models import GPU, Cluster
+    >>> from distplan.models.pipeline import GPU, Cluster
     >>> gpus = [GPU(name=f"g{i}", memory_bytes=1e9) for i in range(3)]
     >>> cluster = Cluster(gpus=gpus, bandwidth_bytes_per_s=[[0, 0, 5], [0, 0, 5], [5, 5, 0]])
     >>> widest_route(cluster, 0, 1).gpus

@@ -202,7 +202,7 @@ def _solve_row(payload: dict[str, Any]) -> dict[str, Any]:
         "runtime_s": result.runtime_s,
         "objective": None,
         "verdict": "no_plan",
-        "note": str(result.metrics.get("reason", "")),
+        "note": result.reason or "",
     }
     if result.plan is not None:
         evaluation = problem_kind(problem.kind).evaluate(problem, result.plan)

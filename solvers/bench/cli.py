@@ -1,55 +1,22 @@
 """The ``bench`` and ``plot`` commands; ``cli.py`` mounts them with :func:`register_commands`.
 
-Bad arguments print one line ``error: ...`` naming the option or file and exit
-with code 2, never a traceback.
+The commands raise :class:`~distplan.models.errors.BadInput` for anything the
+user must fix; the CLI's guard prints it as one line ``error: FIELD: REASON``
+and exits with code 2, never a traceback.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-__all__ = ["register_commands"]
+__all__ = ["bench", "plot", "register_commands"]
 
-T = TypeVar("T")
-
-
-def _one_line(error: Exception) -> str:
-    """One readable line for a bad-input error (the first pydantic error, with its location)."""
-    if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        return f"{error.title}: {location}: {first['msg']}{more}"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
-def _bad_input_guard(function: Callable[[], T]) -> T:
-    """Run ``function``; bad input (ValueError, missing optional package) -> one line, exit 2."""
-    try:
-        return function()
-    except (ValueError, ImportError, OSError) as exc:
-        typer.echo(f"error: {_one_line(exc)}", err=True)
-        raise typer.Exit(code=2) from None
-
-
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs as solver options; VALUE is read as JSON when it parses, else kept as text."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option: expected KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+#: ``KEY=VALUE`` option parser of the CLI, set by :func:`register_commands`.
+_parse_options: Callable[[list[str]], dict[str, Any]]
 
 
 def bench(
@@ -78,24 +45,23 @@ def bench(
     ] = None,
 ) -> None:
     """Sweep instances x solvers x seeds, each run in its own process; rerunning resumes."""
+    from .progress import make_progress
     from .sweep import SweepConfig, run_sweep
 
-    config = _bad_input_guard(
-        lambda: SweepConfig(
-            instances=instances,
-            out=out,
-            solvers=solvers,
-            seeds=seeds,
-            time_limit_s=time_limit,
-            grace_s=grace,
-            threads=threads,
-            jobs=jobs,
-            scheduler=scheduler,
-            options=_parse_options(option or []),
-            plugins=tuple(plugin or ()),
-        )
+    config = SweepConfig(
+        instances=instances,
+        out=out,
+        solvers=solvers,
+        seeds=seeds,
+        time_limit_s=time_limit,
+        grace_s=grace,
+        threads=threads,
+        jobs=jobs,
+        scheduler=scheduler,
+        options=_parse_options(option or []),
+        plugins=tuple(plugin or ()),
     )
-    outcome = _bad_input_guard(lambda: run_sweep(config))
+    outcome = run_sweep(config, progress=make_progress())
     for note in outcome.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
@@ -112,34 +78,28 @@ def plot(
     ] = None,
 ) -> None:
     """Draw a result's plan as a PNG, from the kind's evaluator's replay."""
-    target = out if out is not None else result.with_suffix(".png")
-    path = _bad_input_guard(lambda: _plot(instance, result, target))
-    typer.echo(f"wrote {path}")
+    from pydantic import ValidationError
 
-
-def _plot(instance: Path, result_file: Path, target: Path) -> Path:
-    from ...models import load_instance
+    from ...models import BadInput, load_instance
+    from ...models.instance import read_json
     from ...models.result import SolveResult
     from ..plotting import plot_result
 
-    problem = _load(instance, load_instance)
-    result = _load(
-        result_file, lambda path: SolveResult.model_validate_json(path.read_text(encoding="utf-8"))
-    )
-    return plot_result(problem, result, target)
-
-
-def _load(path: Path, loader: Callable[[Path], T]) -> T:
-    """``loader(path)``, with unreadable or invalid files reported as one line naming the file."""
+    problem = load_instance(instance)
     try:
-        return loader(path)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ValueError(f"{path}: {_one_line(exc)}") from exc
+        solved = SolveResult.model_validate(read_json(result))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadInput(f"{result}: {'.'.join(str(p) for p in first['loc'])}", first["msg"]) from exc
+    path = plot_result(problem, solved, out if out is not None else result.with_suffix(".png"))
+    typer.echo(f"wrote {path}")
 
 
 def register_commands(app: typer.Typer) -> None:
-    """Mount ``bench`` and ``plot`` on the CLI ``app``."""
-    app.command("bench")(bench)
-    app.command("plot")(plot)
+    """Mount ``bench`` and ``plot`` on the CLI ``app`` behind the CLI's error guard."""
+    global _parse_options
+    from ... import cli
+
+    _parse_options = cli._parse_options
+    app.command("bench")(cli._guarded(bench))
+    app.command("plot")(cli._guarded(plot))

@@ -15,6 +15,8 @@ import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from ...models.errors import BackendMissing, BadInput
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["available_cores", "dask_executor", "local_executor", "oversubscription_warning"]
@@ -44,11 +46,11 @@ def local_executor(jobs: int) -> Executor:
 
     Raises
     ------
-    ValueError
+    BadInput
         When ``jobs`` is below 1.
     """
     if jobs < 1:
-        raise ValueError(f"--jobs: must be at least 1, got {jobs}")
+        raise BadInput("--jobs", f"must be at least 1, got {jobs}")
     return ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="distplan-bench")
 
 
@@ -64,15 +66,15 @@ def dask_executor(scheduler: Any) -> tuple[Executor, Any]:
 
     Raises
     ------
-    ImportError
+    BackendMissing
         When ``distributed`` is not installed; the message says how to install it.
-    ValueError
+    BadInput
         When the scheduler cannot be reached.
     """
     try:
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
+        raise BackendMissing(
             "--scheduler needs Dask distributed: pip install 'distplan[dask]'"
         ) from exc
     if isinstance(scheduler, Client):
@@ -80,5 +82,5 @@ def dask_executor(scheduler: Any) -> tuple[Executor, Any]:
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        raise ValueError(f"--scheduler: cannot reach {scheduler}: {exc}") from exc
+        raise BadInput("--scheduler", f"cannot reach {scheduler}: {exc}") from exc
     return client.get_executor(pure=False), client

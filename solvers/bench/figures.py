@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...models.errors import BackendMissing
 from .analysis import profile_ratios
 
 __all__ = ["cactus_series", "draw_figures", "profile_curve"]
@@ -45,7 +46,7 @@ def draw_figures(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 
     Raises
     ------
-    ImportError
+    BackendMissing
         When matplotlib is missing; the message says how to install it.
     """
     try:
@@ -54,7 +55,7 @@ def draw_figures(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError("bench figures need matplotlib: pip install 'distplan[plot]'") from exc
+        raise BackendMissing("bench figures need matplotlib: pip install 'distplan[plot]'") from exc
     kinds = sorted({row["kind"] for row in rows})
     written = []
     for name, draw in (

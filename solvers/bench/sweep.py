@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...models.errors import BadInput
 from ..registry import get_solver, problem_kind
 from .child import _import_plugin, kill_running, run_isolated
 from .executors import dask_executor, local_executor, oversubscription_warning
@@ -76,21 +77,21 @@ class SweepConfig:
 
         Raises
         ------
-        ValueError
+        BadInput
             With ``--option: reason``.
         """
         if not 1 <= self.seeds <= MAX_SEEDS:
-            raise ValueError(f"--seeds: must be between 1 and {MAX_SEEDS}, got {self.seeds}")
+            raise BadInput("--seeds", f"must be between 1 and {MAX_SEEDS}, got {self.seeds}")
         if not (self.time_limit_s > 0) or math.isnan(self.time_limit_s):
-            raise ValueError(f"--time-limit: must be positive seconds, got {self.time_limit_s}")
+            raise BadInput("--time-limit", f"must be positive seconds, got {self.time_limit_s}")
         if not (math.isfinite(self.grace_s) and self.grace_s >= 0):
-            raise ValueError(f"--grace: must be finite non-negative seconds, got {self.grace_s}")
+            raise BadInput("--grace", f"must be finite non-negative seconds, got {self.grace_s}")
         if self.threads < 1:
-            raise ValueError(f"--threads: must be at least 1, got {self.threads}")
+            raise BadInput("--threads", f"must be at least 1, got {self.threads}")
         if self.jobs < 1:
-            raise ValueError(f"--jobs: must be at least 1, got {self.jobs}")
+            raise BadInput("--jobs", f"must be at least 1, got {self.jobs}")
         if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"--out: {self.out} exists and is not a directory")
+            raise BadInput("--out", f"{self.out} exists and is not a directory")
 
 
 @dataclass
@@ -146,7 +147,7 @@ def run_sweep(
 
     Raises
     ------
-    ValueError
+    BadInput
         Bad settings, instances or solver names (the message names the option).
     KeyboardInterrupt
         Re-raised after running children are killed; the rows recorded so far

@@ -1,6 +1,6 @@
 """What a sweep runs: one :class:`BenchTask` per (instance, solver, seed), and its key.
 
-A task's key is the SHA-256 of the instance file's content, the solver, the run
+A task's key is the SHA-256 of the instance's content hash, the solver, the run
 options and the seed, so renaming or moving an instance file keeps its finished
 rows, and editing its content (or changing the time limit) runs it again.
 """
@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from ...models.errors import BadInput
+from ...models.instance import content_hash, parse_instance, read_json
 from ..registry import SolverSpec, solvers
 
 __all__ = ["BenchTask", "InstanceFile", "expand_instances", "plan_tasks", "select_solvers"]
@@ -27,6 +31,8 @@ MAX_TASKS = 100_000
 class InstanceFile:
     """An instance file of a sweep: its path, kind, name, content hash and content.
 
+    ``sha256`` is the platform's ``content_hash`` of the validated problem (the
+    ``instance_hash`` of its results), so reformatting the file keeps its rows.
     The content travels with the task, so Dask workers need not see the file.
     """
 
@@ -110,30 +116,29 @@ class BenchTask:
 
 
 def _read_instance(path: Path) -> InstanceFile:
-    """Hash an instance file and read its kind and name (validation happens in the child).
+    """Load and validate an instance file; its key part is the platform's ``content_hash``.
 
     Raises
     ------
-    ValueError
-        When the file cannot be read, is not JSON, or has no ``kind``.
+    BadInput
+        When the file cannot be read, is not JSON, or is not a valid instance
+        (the first invalid field is named).
     """
+    data = read_json(path)
     try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
-        raise ValueError(f"{path}: kind: missing; an instance file names its problem kind")
-    name = data["name"] if isinstance(data.get("name"), str) else path.stem
+        problem = parse_instance(data)
+    except BadInput as exc:
+        raise BadInput(f"{path}: {exc.field}", exc.reason) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise BadInput(f"{path}: {location}", first["msg"]) from exc
     return InstanceFile(
         path=path,
-        kind=data["kind"],
-        name=name,
-        sha256=hashlib.sha256(content).hexdigest(),
-        text=content.decode("utf-8"),
+        kind=problem.kind,
+        name=problem.name,
+        sha256=content_hash(problem),
+        text=path.read_text(encoding="utf-8"),
     )
 
 
@@ -142,7 +147,7 @@ def expand_instances(patterns: Sequence[str]) -> list[InstanceFile]:
 
     Raises
     ------
-    ValueError
+    BadInput
         When a pattern matches no file, or a file is unreadable or has no kind.
     """
     paths: dict[Path, None] = {}
@@ -152,7 +157,7 @@ def expand_instances(patterns: Sequence[str]) -> list[InstanceFile]:
         )
         files = [Path(m) for m in matches if Path(m).is_file()]
         if not files:
-            raise ValueError(f"INSTANCES: {pattern!r} matches no file")
+            raise BadInput("INSTANCES", f"{pattern!r} matches no file")
         for path in files:
             paths.setdefault(path, None)
     return [_read_instance(path) for path in sorted(paths)]
@@ -169,13 +174,13 @@ def select_solvers(
 
     Raises
     ------
-    ValueError
+    BadInput
         On an empty list or a name that no kind in the sweep registers.
     """
     kinds = sorted(set(kinds))
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
-        raise ValueError("--solvers: give 'all' or a comma-separated list of solver names")
+        raise BadInput("--solvers", "give 'all' or a comma-separated list of solver names")
     chosen: dict[str, list[SolverSpec]] = {}
     notes: list[str] = []
     known: set[str] = set()
@@ -198,9 +203,10 @@ def select_solvers(
         chosen[kind] = [s for s in specs if s.available]
     unknown = [n for n in wanted if n != "all" and n not in known]
     if unknown:
-        raise ValueError(
-            f"--solvers: unknown solver(s) {', '.join(unknown)} for the sweep's kinds "
-            f"({', '.join(kinds)}); known: {', '.join(sorted(known))}"
+        raise BadInput(
+            "--solvers",
+            f"unknown solver(s) {', '.join(unknown)} for the sweep's kinds "
+            f"({', '.join(kinds)}); known: {', '.join(sorted(known))}",
         )
     return chosen, notes
 
@@ -218,7 +224,7 @@ def plan_tasks(
 
     Raises
     ------
-    ValueError
+    BadInput
         When the sweep would exceed ``MAX_TASKS`` runs.
     """
     tasks: list[BenchTask] = []
@@ -234,7 +240,8 @@ def plan_tasks(
             for seed in range(seeds):
                 tasks.append(BenchTask(instance=instance, solver=spec.name, seed=seed, **run))
         if len(tasks) > MAX_TASKS:
-            raise ValueError(
-                f"the sweep has more than {MAX_TASKS} runs; narrow INSTANCES, --solvers or --seeds"
+            raise BadInput(
+                "--seeds",
+                f"the sweep has more than {MAX_TASKS} runs; narrow INSTANCES, --solvers or --seeds",
             )
     return tasks, notes

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from distplan.models import Cluster, PipelineLayer, PipelineProblem, parse_instance
+from distplan.models import parse_instance
+from distplan.models.errors import BadInput
+from distplan.models.pipeline import Cluster, PipelineLayer, PipelineProblem
 
 GPU = {"name": "g", "memory_bytes": 1e9, "speed": 1.0}
 
@@ -64,8 +66,8 @@ def test_cluster_shape_and_connectivity() -> None:
 
 
 def test_kind_discriminates() -> None:
-    """An unknown kind is rejected by the discriminated union."""
-    with pytest.raises(ValidationError, match="kind"):
+    """An unknown kind is rejected naming the field and the known kinds."""
+    with pytest.raises(BadInput, match="kind: unknown problem kind 'nope'; known kinds: .*pipeline"):
         parse_instance(problem_dict(kind="nope"))
 
 

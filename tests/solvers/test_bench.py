@@ -63,11 +63,9 @@ def bad_plan(problem, options):
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The faulty solvers' plugin file, registered for the module's tests only and removed afterwards."""
-    registry.solvers()  # load the real planners before taking the snapshot
     path = tmp_path_factory.mktemp("plugin") / "faulty_solvers.py"
     path.write_text(PLUGIN, encoding="utf-8")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(registry, "_SOLVERS", dict(registry._SOLVERS))
+    with registry.scoped_registry():
         yield str(path)
     sys.modules.pop("distplan_bench_plugin_faulty_solvers", None)
     assert not [s.name for s in registry.solvers() if s.name.startswith("bench_")], (

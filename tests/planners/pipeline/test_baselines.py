@@ -51,9 +51,9 @@ def branchy(seed: int) -> PipelineProblem:
 
 def assert_accepted(result) -> None:
     assert result.status in HAS_PLAN, result.metrics
-    assert "violations" not in result.metrics
+    assert not result.violations
     assert not result.metrics.get("objective_mismatch")
-    assert result.metrics["evaluator_objective"] == pytest.approx(result.objective, rel=1e-9)
+    assert result.evaluator_objective == pytest.approx(result.objective, rel=1e-9)
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -184,7 +184,7 @@ def test_memory_oblivious_baseline_reports_no_solution():
     problem = PipelineProblem(name="tight", layers=layers, edges=[(0, 1)], cluster=cluster, microbatches=8)
     result = distplan.solve(problem, "uniform")
     assert result.status == SolveStatus.NO_SOLUTION
-    assert "GPU 0" in result.metrics["reason"]
+    assert "GPU 0" in result.reason
 
 
 def shipped_instances(limit: int = 2) -> list[Path]:
@@ -201,6 +201,6 @@ def test_baselines_on_shipped_instances(name):
     for path in files:
         result = distplan.solve(distplan.load_instance(path), name)
         if result.status == SolveStatus.NO_SOLUTION:
-            assert result.metrics.get("reason")
+            assert result.reason
         else:
             assert_accepted(result)

@@ -121,8 +121,8 @@ def test_plan_is_accepted_and_objective_is_the_evaluators(name):
     """The plan passes the simulator and the reported objective is the simulated one."""
     result = exact_result(name)
     assert result.status in HAS_PLAN and result.plan is not None
-    assert "violations" not in result.metrics
-    assert result.objective == pytest.approx(result.metrics["evaluator_objective"], rel=1e-9)
+    assert not result.violations
+    assert result.objective == pytest.approx(result.evaluator_objective, rel=1e-9)
     assert evaluate_plan(INSTANCES[name](), result.plan).feasible
     assert result.metrics["incumbent_source"] in ("cpsat", "warm_start")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import distplan
-from distplan.models import PipelineLayer, PipelineProblem, load_instance
+from distplan.models import load_instance
+from distplan.models.pipeline import PipelineLayer, PipelineProblem
 from distplan.models.result import HAS_PLAN
 from distplan.planners.pipeline.clusters import flat
 from distplan.planners.pipeline.pipedream_graph import (
@@ -56,8 +57,8 @@ def layer(name: str, seconds: float = 1.0, parameters: float = 1e6) -> PipelineL
 
 def check_plan(problem: PipelineProblem, result) -> None:
     """The plan covers every layer, no edge runs backward, replicas take consecutive GPUs."""
-    assert result.status in HAS_PLAN, result.metrics.get("reason")
-    assert "violations" not in result.metrics
+    assert result.status in HAS_PLAN, result.reason
+    assert not result.violations
     plan = result.plan
     assert len(plan.stage_of_layer) == len(problem.layers)
     assert all(plan.stage_of_layer[u] <= plan.stage_of_layer[v] for u, v in problem.edges)
@@ -92,7 +93,7 @@ def test_shipped_instances_give_simulated_plans(name: str) -> None:
     result = distplan.solve(problem, "pipedream_dp")
     check_plan(problem, result)
     assert result.plan.schedule in ("1f1b", "gpipe")
-    assert result.objective == pytest.approx(result.metrics["evaluator_objective"])
+    assert result.objective == pytest.approx(result.evaluator_objective)
     assert not result.metrics.get("objective_mismatch")
 
 

@@ -62,9 +62,9 @@ def synthetic(seed: int) -> PipelineProblem:
 
 def assert_accepted(result) -> None:
     assert result.status in HAS_PLAN, result.metrics
-    assert "violations" not in result.metrics
+    assert not result.violations
     assert not result.metrics.get("objective_mismatch")
-    assert result.metrics["evaluator_objective"] == pytest.approx(result.objective, rel=1e-9)
+    assert result.evaluator_objective == pytest.approx(result.objective, rel=1e-9)
 
 
 def test_topo_is_the_auto_solver():
