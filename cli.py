@@ -218,7 +218,7 @@ def list_solvers(
     """List the registered solvers: name, kind, role, capabilities, availability."""
     if kind is not None:
         problem_kind(kind)  # raises BadInput listing the known kinds
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name,
             "kind": s.kind,
@@ -239,7 +239,7 @@ def list_solvers(
 
     table = Table("name", "kind", "role", "available", "description")
     for row in rows:
-        table.add_row(row["name"], row["kind"], row["role"], "yes" if row["available"] else "no", row["description"])
+        table.add_row(str(row["name"]), str(row["kind"]), str(row["role"]), "yes" if row["available"] else "no", str(row["description"]))
     Console().print(table)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
 
@@ -14,7 +14,7 @@ from .kinds import plan_type
 #: Version 2 (current): ``reason``, ``violations``, ``evaluator_objective`` and
 #: ``instance_hash`` are typed fields (version 1 kept the first three in
 #: ``metrics``); version-1 files are read and upgraded.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Final = 2
 
 
 class SolveStatus(StrEnum):

@@ -1,15 +1,20 @@
-"""CP-SAT glue: solve a model with time limit, seed and workers; read status and bound."""
+"""CP-SAT glue: solve a model with time limit, seed and workers; read status and bound.
+
+OR-Tools is imported when a model is solved, so kinds register (and their other
+solvers run) without it.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING, Any
 
 from ..models.result import SolveStatus
 from .options import SolveOptions
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ def solve_cpsat(model: cp_model.CpModel, options: SolveOptions, **parameters: An
     and the solve finishes before the time limit; with more workers CP-SAT runs
     its portfolio.
     """
+    from ortools.sat.python import cp_model
+
     solver = cp_model.CpSolver()
     limit = options.remaining()
     if not math.isinf(limit):
@@ -51,7 +58,7 @@ def solve_cpsat(model: cp_model.CpModel, options: SolveOptions, **parameters: An
     for name, value in {**SAFE_PARAMETERS, **parameters}.items():
         setattr(solver.parameters, name, value)
     code = solver.Solve(model)
-    has_objective = model.HasObjective()
+    has_objective = model.has_objective()
     if code == cp_model.OPTIMAL:
         value = solver.ObjectiveValue() if has_objective else None
         return CpSatOutcome(SolveStatus.OPTIMAL, value, value, solver)
