@@ -217,8 +217,21 @@ def _solve_row(payload: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """Exit when the sweep's process dies: the child leads its own session, so no signal reaches it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="distplan-bench-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     """Child entry point: ``child TASK.json ROW.json``; exit 0 after writing the row."""
+    _exit_with_parent()
     task_file, row_file = Path(argv[0]), Path(argv[1])
     payload = json.loads(task_file.read_text(encoding="utf-8"))
     try:

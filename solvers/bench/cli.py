@@ -7,6 +7,7 @@ and exits with code 2, never a traceback.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,6 +62,7 @@ def bench(
         options=_parse_options(option or []),
         plugins=tuple(plugin or ()),
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: kill the runs, keep the rows
     outcome = run_sweep(config, progress=make_progress())
     for note in outcome.notes:
         typer.echo(f"note: {note}", err=True)
@@ -68,6 +70,10 @@ def bench(
         f"{outcome.executed} run(s) done, {outcome.skipped} already recorded, in {outcome.wall_s:.1f} s; "
         f"summary: {out / 'summary.md'}"
     )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def plot(
