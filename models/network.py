@@ -66,14 +66,15 @@ class NetworkNode(StrictModel):
 
     name: str = Field(min_length=1, max_length=200)
     role: NodeRole = Field(
-        "forward", description="compute (GPU, device, worker) or forward (NIC, switch, medium)"
+        default="forward",
+        description="compute (GPU, device, worker) or forward (NIC, switch, medium)",
     )
     capacity_bytes_per_s: PositiveFloat | None = Field(
-        None,
+        default=None,
         description="total bytes/s through this node (a shared medium such as one WLAN); None = non-blocking",
     )
     forwards: bool | None = Field(
-        None,
+        default=None,
         description="whether routes may relay through this node; default: forwarding nodes only",
     )
 
@@ -91,9 +92,9 @@ class NetworkLink(StrictModel):
     bandwidth_bytes_per_s: PositiveFloat = Field(
         description="capacity of each direction in bytes/s"
     )
-    latency_s: NonNegativeFloat = Field(0.0, description="one-way latency in seconds")
+    latency_s: NonNegativeFloat = Field(default=0.0, description="one-way latency in seconds")
     duplex: bool = Field(
-        True, description="also a separate link target -> source of the same capacity"
+        default=True, description="also a separate link target -> source of the same capacity"
     )
 
 

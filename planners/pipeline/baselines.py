@@ -22,7 +22,7 @@ from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .finalize import simulate_candidates, to_output
-from .linearize import Linearization, candidate_cuts, linearize
+from ..common.linearize import Linearization, candidate_cuts, linearize
 from .list_schedule import list_schedule
 
 __all__ = [

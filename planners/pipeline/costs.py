@@ -29,28 +29,19 @@ class Interconnect:
 
 
 def interconnect(cluster: Cluster) -> Interconnect:
-    """Bottleneck bandwidth of the widest path between every pair, with its latency.
+    """Bottleneck bandwidth and latency of the network's route between every GPU pair.
 
-    A Floyd–Warshall variant on (max bottleneck, then min hops); latency is the
-    sum over the chosen route's links.
+    Routes come from :meth:`Cluster.route` (:func:`distplan.models.network.route`,
+    the one routing function); ``inf`` bandwidth and 0 latency on the diagonal.
     """
     n = len(cluster.gpus)
-    direct = np.array(cluster.bandwidth_bytes_per_s, dtype=float)
-    link_latency = np.zeros((n, n)) if cluster.latency_s is None else np.array(cluster.latency_s, dtype=float)
-    width = direct.copy()
-    hops = np.where(direct > 0, 1.0, np.inf)
-    latency = np.where(direct > 0, link_latency, np.inf)
-    np.fill_diagonal(width, np.inf)
-    np.fill_diagonal(hops, 0.0)
-    np.fill_diagonal(latency, 0.0)
-    for k in range(n):
-        via_width = np.minimum(width[:, k : k + 1], width[k : k + 1, :])
-        via_hops = hops[:, k : k + 1] + hops[k : k + 1, :]
-        better = (via_width > width) | ((via_width == width) & (via_hops < hops))
-        width = np.where(better, via_width, width)
-        hops = np.where(better, via_hops, hops)
-        latency = np.where(better, latency[:, k : k + 1] + latency[k : k + 1, :], latency)
-    np.fill_diagonal(width, np.inf)
+    width = np.full((n, n), np.inf)
+    latency = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            route = cluster.route(i, j) if i != j else None
+            if route is not None:
+                width[i, j], latency[i, j] = route.bottleneck_bytes_per_s, route.latency_s
     return Interconnect(bandwidth_bytes_per_s=width, latency_s=latency)
 
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from ...models.pipeline import PipelineProblem
-from .linearize import candidate_cuts, linearize
+from ..common.linearize import candidate_cuts, linearize
 
 #: Default number of blocks the layers are coarsened to.
 DEFAULT_MAX_BLOCKS = 12
@@ -60,10 +60,9 @@ def _pow10_at_most(value: float) -> int:
 class Network:
     """Lower-bound view of the interconnect.
 
-    ``bandwidth[i][j]``: widest-path bottleneck in bytes/s (the simulator's
-    route has exactly this bottleneck); ``latency[i][j]``: the smallest route
-    latency in seconds among all paths with that bottleneck (a lower bound on the
-    simulator's route latency).
+    ``bandwidth[i][j]``: the bottleneck of the network's route in bytes/s;
+    ``latency[i][j]``: its latency in seconds (both exactly the simulator's, on
+    an idle network).
     """
 
     bandwidth: list[list[float]]
@@ -71,36 +70,22 @@ class Network:
 
 
 def lower_bound_network(problem: PipelineProblem) -> Network:
-    """Widest bottleneck and the least latency among widest paths, for every GPU pair."""
-    cluster = problem.cluster
-    n = problem.num_gpus
-    direct = cluster.bandwidth_bytes_per_s
-    link_latency = cluster.latency_s or [[0.0] * n for _ in range(n)]
-    width = [[math.inf if i == j else float(direct[i][j]) for j in range(n)] for i in range(n)]
-    for k in range(n):  # bottleneck Floyd-Warshall (exact for the width)
-        for i in range(n):
-            for j in range(n):
-                via = min(width[i][k], width[k][j])
-                if via > width[i][j]:
-                    width[i][j] = via
+    """Bottleneck and latency of the network's route for every GPU pair, as if the network were idle.
+
+    Routes come from :meth:`Cluster.route` (the one routing function). Using
+    uncontended route times is a relaxation: the simulator charges at least
+    ``latency + bytes / bottleneck`` for every transfer, plus any wait for a
+    shared resource (NIC, switch port, medium), so bounds built on these
+    numbers stay valid on the shared network.
+    """
+    cluster, n = problem.cluster, problem.num_gpus
+    width = [[math.inf] * n for _ in range(n)]
     latency = [[0.0] * n for _ in range(n)]
-    for src in range(n):
-        for dst in range(n):
-            if src == dst:
-                continue
-            threshold = width[src][dst]
-            best = [math.inf] * n  # Dijkstra over links at least `threshold` wide
-            best[src] = 0.0
-            done = [False] * n
-            for _ in range(n):
-                u = min((v for v in range(n) if not done[v]), key=lambda v: best[v])
-                if best[u] == math.inf:
-                    break
-                done[u] = True
-                for v in range(n):
-                    if v != u and direct[u][v] > 0 and direct[u][v] >= threshold:
-                        best[v] = min(best[v], best[u] + float(link_latency[u][v]))
-            latency[src][dst] = best[dst]
+    for i in range(n):
+        for j in range(n):
+            route = cluster.route(i, j) if i != j else None
+            if route is not None:
+                width[i][j], latency[i][j] = route.bottleneck_bytes_per_s, route.latency_s
     return Network(bandwidth=width, latency=latency)
 
 

@@ -33,7 +33,6 @@ from fractions import Fraction
 
 from ...models.pipeline import Cluster, PipelineProblem
 from .schedules import Task
-from .simulator import widest_route
 
 __all__ = ["EventModel", "Policy", "StageFacts", "list_schedule", "memory_caps", "stage_facts"]
 
@@ -148,16 +147,17 @@ class _ClusterCache:
         self.cluster = cluster
         self.speeds = [gpu.speed for gpu in cluster.gpus]
         self._routes: dict[tuple[int, int], tuple[float, float, tuple[int, ...]]] = {}
+        self.resource_ids: dict[str, int] = {}
         self._spans: dict[tuple[int, ...], list[tuple[Fraction, Fraction]]] = {}
 
     def route(self, src: int, dst: int) -> tuple[float, float, tuple[int, ...]]:
-        """``(latency seconds, bottleneck bytes/s, directed link ids)`` of the simulator's route."""
+        """``(latency seconds, bottleneck bytes/s, resource ids)`` of the network's route."""
         hit = self._routes.get((src, dst))
         if hit is None:
-            route = widest_route(self.cluster, src, dst)
-            n = len(self.speeds)
-            links = tuple(u * n + v for u, v in zip(route.gpus, route.gpus[1:], strict=False))
-            hit = self._routes[(src, dst)] = (route.latency_s, route.bandwidth_bytes_per_s, links)
+            route = self.cluster.route(src, dst)
+            assert route is not None  # the cluster validator proved every pair connected
+            links = tuple(self.resource_ids.setdefault(r, len(self.resource_ids)) for r in route.resources)
+            hit = self._routes[(src, dst)] = (route.latency_s, route.bottleneck_bytes_per_s, links)
         return hit
 
     def spans(self, group: tuple[int, ...]) -> list[tuple[Fraction, Fraction]]:
@@ -280,6 +280,7 @@ class EventModel:
             ring = [] if r < 2 else [spec(workers[p], workers[(p + 1) % r], chunk, -1 - s) for p in range(r)]
             self.allreduce.append(ring)
         self.num_gpus = n
+        self.num_resources = len(cache.resource_ids)
 
     def run(
         self, orders: list[list[Task]] | None = None, policy: Policy | None = None
@@ -312,7 +313,7 @@ class EventModel:
         position = [0] * num_workers
         busy = [False] * num_workers
         free_at = [0.0] * num_workers
-        link_free = [0.0] * (self.num_gpus * self.num_gpus)
+        link_free = [0.0] * self.num_resources
         # Events: (time, kind, key, payload, value). A _READY event carries every transfer one
         # task (or one ring step) makes ready, in the simulator's tie order.
         heap: list[tuple[float, int, int, object, int]] = []

@@ -40,7 +40,7 @@ import numpy as np
 
 from ...models.pipeline import PipelineProblem
 from .costs import ClusterView
-from .linearize import Linearization, candidate_cuts
+from ..common.linearize import Linearization, candidate_cuts
 
 __all__ = ["BlockTables", "DPPlan", "block_tables", "plan_along"]
 

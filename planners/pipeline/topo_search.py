@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...models.pipeline import PipelineProblem, Schedule
-from .linearize import Linearization
+from ..common.linearize import Linearization
 from .list_schedule import EventModel, memory_caps, policies
 from .schedules import stage_orders
 

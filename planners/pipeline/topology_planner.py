@@ -43,7 +43,7 @@ from ...solvers.registry import register_solver
 from .baselines import min_max_partition
 from .costs import ClusterView
 from .finalize import best_of, simulate_candidates, to_output
-from .linearize import Linearization, candidate_cuts, linearize
+from ..common.linearize import Linearization, candidate_cuts, linearize
 from .list_schedule import list_schedule
 from .topo_dp import block_tables, plan_along
 from .topo_orderings import gpu_orderings, symmetric_bandwidth

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from distplan.planners.common.pipedream_graph import MAX_NAME_CHARS, parse_profile
 from distplan.planners.pipeline.clusters import flat
-from distplan.planners.pipeline.pipedream_import import (
-    MAX_NAME_CHARS,
-    import_pipedream,
-    parse_profile,
-)
+from distplan.planners.pipeline.pipedream_import import import_pipedream
 
 PROFILES = Path(__file__).parents[3].parent / "shared" / "data" / "pipedream_profiles"
 
@@ -146,3 +143,12 @@ def test_input_data_loading_time_is_zeroed(profiles: Path) -> None:
     assert kept.layers[0].forward_s == pytest.approx(raw.forward_ms[0] / 1000 / 2)
     assert zeroed.layers[0].activation_bytes == kept.layers[0].activation_bytes == raw.activation_bytes[0] / 2
     assert zeroed.layers[1:] == kept.layers[1:]
+
+
+def test_import_sets_whole_samples_per_microbatch(profiles: Path) -> None:
+    """N = profiled minibatch / K (alexnet: 256 samples); a K that does not divide it is rejected."""
+    graph = profiles / "alexnet" / "graph.txt"
+    assert import_pipedream(graph, flat(2, 1e9), 4).samples_per_microbatch == 64
+    assert import_pipedream(graph, flat(2, 1e9), 2, minibatch_samples=10).samples_per_microbatch == 5
+    with pytest.raises(ValueError, match="must divide the profiled minibatch of 256"):
+        import_pipedream(graph, flat(2, 1e9), 3)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from distplan.models.pipeline import GPU, Cluster, PipelineLayer, PipelinePlan, PipelineProblem
-from distplan.planners.pipeline.simulator import evaluate_plan, simulate, widest_route
+from distplan.planners.pipeline.simulator import evaluate_plan, simulate
 
 
 def layer(name: str, f: float, b: float, act: float = 0.0, params: float = 0.0) -> PipelineLayer:
@@ -174,9 +174,9 @@ def test_transfer_routes_through_intermediate_gpu():
     p = problem(
         [layer("a", 1, 1, act=100), layer("b", 1, 1)], [(0, 1)], cluster(bandwidth, latency), 1
     )
-    route = widest_route(p.cluster, 0, 1)
-    assert route.gpus == (0, 2, 1)
-    assert route.bandwidth_bytes_per_s == 50
+    route = p.cluster.route(0, 1)
+    assert route is not None and route.nodes == ("gpu0", "gpu2", "gpu1")
+    assert route.bottleneck_bytes_per_s == 50
     assert route.latency_s == pytest.approx(0.3)
     ev = evaluate_plan(
         p,
@@ -192,16 +192,22 @@ def test_transfer_routes_through_intermediate_gpu():
     assert ev.objective == pytest.approx(8.6)
 
 
-def test_widest_route_prefers_width_then_hops_then_smallest_sequence():
-    """Routing picks the widest path, then the fewest hops, then the smallest GPU sequence."""
+def nodes(the_cluster: Cluster, src: int, dst: int) -> tuple[str, ...]:
+    route = the_cluster.route(src, dst)
+    assert route is not None
+    return route.nodes
+
+
+def test_matrix_form_routes_widest_then_hops_then_smallest_sequence():
+    """The matrix form routes through GPUs: widest path, then fewest hops, then the smallest names."""
     wide_detour = cluster([[0, 1, 10], [1, 0, 10], [10, 10, 0]])
-    assert widest_route(wide_detour, 0, 1).gpus == (0, 2, 1)
+    assert nodes(wide_detour, 0, 1) == ("gpu0", "gpu2", "gpu1")
     # 0->3: 0-1-3 and 0-2-3 tie on width and hops; 0-4-5-3 is as wide but longer.
     bandwidth = full(6, 10.0)
     for i, j in [(0, 3), (1, 2), (1, 4), (1, 5), (2, 4), (2, 5), (0, 5), (4, 3)]:
         bandwidth[i][j] = bandwidth[j][i] = 0.0
-    assert widest_route(cluster(bandwidth), 0, 3).gpus == (0, 1, 3)
-    assert widest_route(cluster(bandwidth), 3, 0).gpus == (3, 1, 0)
+    assert nodes(cluster(bandwidth), 0, 3) == ("gpu0", "gpu1", "gpu3")
+    assert nodes(cluster(bandwidth), 3, 0) == ("gpu3", "gpu1", "gpu0")
 
 
 def test_transfers_sharing_a_link_serialise():
@@ -268,12 +274,13 @@ def test_links_carry_one_transfer_at_a_time_in_ready_order():
     """On every directed link, transfers never overlap and are served in order of ready time."""
     p, pl = random_instance(seed=3, num_layers=40, num_stages=4, num_gpus=8, k=5)
     trace = simulate(p, pl)
-    on_link: dict[tuple[int, int], list] = {}
+    on_link: dict[str, list] = {}
     for transfer in trace.transfers:
         if transfer.nbytes > 0:
-            route = widest_route(p.cluster, transfer.src_gpu, transfer.dst_gpu).gpus
-            for link in zip(route, route[1:], strict=False):
-                on_link.setdefault(link, []).append(transfer)
+            route = p.cluster.route(transfer.src_gpu, transfer.dst_gpu)
+            assert route is not None
+            for resource in route.resources:
+                on_link.setdefault(resource, []).append(transfer)
     assert on_link
     for transfers in on_link.values():
         transfers.sort(key=lambda x: x.start_s)

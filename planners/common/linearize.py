@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...models.pipeline import PipelineProblem
+from ...models.graph import LayerGraph
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,12 @@ class Linearization:
 
     def work_s(self, start: int, end: int) -> float:
         """Forward plus backward seconds of positions ``[start, end)`` on a speed-1.0 GPU."""
-        return float(self.forward_s[end] - self.forward_s[start] + self.backward_s[end] - self.backward_s[start])
+        return float(
+            self.forward_s[end]
+            - self.forward_s[start]
+            + self.backward_s[end]
+            - self.backward_s[start]
+        )
 
     def stage_of_layer(self, cuts: list[int]) -> list[int]:
         """Stage index of every layer for boundaries ``cuts`` (``0 = c_0 < ... < c_S = L``)."""
@@ -63,8 +68,8 @@ class Linearization:
         return stage
 
 
-def linearize(problem: PipelineProblem) -> Linearization:
-    """Prefix sums over ``problem.topological_order``."""
+def linearize(problem: LayerGraph) -> Linearization:
+    """Prefix sums over ``problem.topological_order`` (any layer DAG: a pipeline problem, an edge model)."""
     order = problem.topological_order
     layers = [problem.layers[i] for i in order]
     position = {layer: p for p, layer in enumerate(order)}

@@ -1,0 +1,1 @@
+"""Helpers several planner kinds share: layer-DAG linearisation, the PipeDream profile reader."""
