@@ -1,6 +1,7 @@
 """Gantt chart of a pipeline plan, drawn from the simulator's replay.
 
-One row per GPU the plan uses (ordered by stage), forward and backward compute
+One row per GPU the plan uses (ordered by stage, then GPUs that only relay
+transfers), forward and backward compute
 as full-height bars, activation/gradient transfers and all-reduce ring steps as
 thin bars under the sending GPU's compute, stage boundaries as horizontal
 lines, and the simulated iteration time as a dashed vertical line. Every time
@@ -73,7 +74,12 @@ def gantt_rows(problem: PipelineProblem, plan: PipelinePlan) -> tuple[list[Gantt
         sends[transfer.src_gpu].append(
             (BAR_LABELS[transfer.kind][0], transfer.start_s, transfer.end_s - transfer.start_s)
         )
-    order = sorted(stages_of_gpu, key=lambda gpu: (min(stages_of_gpu[gpu]), gpu))
+    for gpu in sends:
+        stages_of_gpu.setdefault(gpu, set())  # a GPU that only relays transfers gets a row too
+    order = sorted(
+        stages_of_gpu,
+        key=lambda gpu: (min(stages_of_gpu[gpu], default=len(plan.gpus_of_stage)), gpu),
+    )
     rows = [
         GanttRow(
             gpu=gpu,
@@ -133,6 +139,8 @@ def draw_gantt(problem: PipelineProblem, plan: PipelinePlan) -> Figure:
 
 
 def _row_label(row: GanttRow) -> str:
+    if not row.stages:
+        return f"GPU {row.gpu} {row.name} | relay"
     stages = ",".join(str(s) for s in row.stages)
     return f"GPU {row.gpu} {row.name} | stage {stages}"
 
