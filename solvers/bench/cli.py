@@ -86,17 +86,17 @@ def plot(
     """Draw a result's plan as a PNG, from the kind's evaluator's replay."""
     from pydantic import ValidationError
 
-    from ...models import BadInput, load_instance
+    from ...models import load_instance
     from ...models.instance import read_json
     from ...models.result import SolveResult
     from ..plotting import plot_result
+    from .tasks import first_error
 
     problem = load_instance(instance)
     try:
         solved = SolveResult.model_validate(read_json(result))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise BadInput(f"{result}: {'.'.join(str(p) for p in first['loc'])}", first["msg"]) from exc
+        raise first_error(result, exc) from exc
     path = plot_result(problem, solved, out if out is not None else result.with_suffix(".png"))
     typer.echo(f"wrote {path}")
 

@@ -115,6 +115,14 @@ class BenchTask:
         }
 
 
+def first_error(source: Path, error: ValidationError) -> BadInput:
+    """The first error of a pydantic validation as one :class:`BadInput` naming the file and field."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return BadInput(f"{source}: {location}", f"{first['msg']}{more}")
+
+
 def _read_instance(path: Path) -> InstanceFile:
     """Load and validate an instance file; its key part is the platform's ``content_hash``.
 
@@ -130,9 +138,7 @@ def _read_instance(path: Path) -> InstanceFile:
     except BadInput as exc:
         raise BadInput(f"{path}: {exc.field}", exc.reason) from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise BadInput(f"{path}: {location}", first["msg"]) from exc
+        raise first_error(path, exc) from exc
     return InstanceFile(
         path=path,
         kind=problem.kind,
