@@ -82,9 +82,10 @@ def _draw_profile(ax: Any, rows: Sequence[dict[str, Any]], kind: str) -> None:
     for solver, solver_ratios in ratios.items():
         taus, fractions = profile_curve(solver_ratios)
         ax.step([*taus, right], [*fractions, fractions[-1]], where="post", label=solver)
+    ax.set_xscale("log", base=2)
     ax.set_xlim(1.0, right)
     ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("tau: ratio to the best objective")
+    ax.set_xlabel("tau: ratio to the best objective (log scale)")
     ax.set_ylabel("fraction of (instance, seed) problems")
     ax.set_title(f"{kind}: performance profile (Dolan-More)")
     ax.legend(fontsize="small", loc="lower right")
