@@ -110,6 +110,8 @@ def test_sweep_writes_every_output_file(sweep) -> None:
     ):
         assert (config.out / name).stat().st_size > 0, name
     assert outcome.executed == outcome.planned == 9
+    assert "solver 'greedy' does not handle kind 'pipeline'; skipped there" in outcome.notes
+    assert "solver 'uniform' does not handle kind 'microservice'; skipped there" in outcome.notes
 
 
 def test_real_solvers_complete_with_the_evaluators_objective(sweep) -> None:

@@ -13,6 +13,7 @@ from distplan.solvers.bench.analysis import (
     ratio_to_best,
     solver_stats,
 )
+from distplan.solvers.bench.executors import oversubscription_warning
 from distplan.solvers.bench.figures import profile_curve
 from distplan.solvers.bench.progress import PlainProgress, RichProgress, make_progress
 
@@ -84,3 +85,12 @@ def test_progress_is_rich_on_a_terminal_and_plain_otherwise() -> None:
     progress.advance({**row("a", 0, 2.0), "wall_s": 1.5})
     progress.stop()
     assert "[1/1] k/a on i seed 0: feasible objective 2 in 1.50 s" in stream.getvalue()
+
+
+def test_oversubscription_warns_only_past_the_cores() -> None:
+    """jobs x threads above the cores gives a warning naming both options; at the cores it does not."""
+    assert oversubscription_warning(2, 1, cores=2) is None
+    warning = oversubscription_warning(2, 2, cores=2)
+    assert (
+        warning is not None and "--jobs 2 x --threads 2 = 4 solver threads on 2 core(s)" in warning
+    )
