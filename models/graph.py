@@ -97,18 +97,22 @@ class LayerGraph(StrictModel):
         """Layer indices in a deterministic topological order (Kahn, smallest index first); empty on a cycle."""
         return topological_order(range(len(self.layers)), self.edges) or []
 
+    def _adjacency(self, consumers: bool) -> list[list[int]]:
+        """Sorted consumers (or producers) of every layer."""
+        out: list[list[int]] = [[] for _ in self.layers]
+        for u, v in self.edges:
+            if consumers:
+                out[u].append(v)
+            else:
+                out[v].append(u)
+        return [sorted(items) for items in out]
+
     @cached_property
     def successors(self) -> list[list[int]]:
         """Consumers of every layer, sorted."""
-        out: list[list[int]] = [[] for _ in self.layers]
-        for u, v in self.edges:
-            out[u].append(v)
-        return [sorted(s) for s in out]
+        return self._adjacency(consumers=True)
 
     @cached_property
     def predecessors(self) -> list[list[int]]:
         """Producers of every layer, sorted."""
-        out: list[list[int]] = [[] for _ in self.layers]
-        for u, v in self.edges:
-            out[v].append(u)
-        return [sorted(p) for p in out]
+        return self._adjacency(consumers=False)

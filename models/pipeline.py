@@ -117,9 +117,11 @@ MAX_GPUS = 4096
 MAX_MICROBATCHES = 100_000
 MAX_SAMPLES = 1_000_000
 
-#: Fixed seconds per layer and task the importer assumes (5 µs): the order of a
-#: CUDA kernel launch, "typically around 5 microseconds" (NVIDIA Nsight Systems
-#: user guide, CUDA trace; Lustig and Martonosi, HPCA 2013, measure 3-10 µs).
+#: Fixed seconds per layer and task the importer assumes (5 µs): the order of one
+#: CUDA kernel launch, which Volkov and Demmel ("Benchmarking GPUs to tune dense
+#: linear algebra", SC 2008) measured at a few microseconds; a layer launches at
+#: least one kernel per pass. The model's own default is 0 (files written before
+#: the field existed keep their meaning).
 DEFAULT_LAUNCH_OVERHEAD_S = 5e-6
 
 #: A finite positive number.

@@ -21,8 +21,8 @@ from ...models.pipeline import PipelineProblem, Schedule
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .finalize import simulate_candidates, to_output
 from ..common.linearize import Linearization, candidate_cuts, linearize
+from .finalize import simulate_candidates, to_output
 from .list_schedule import list_schedule
 
 __all__ = [

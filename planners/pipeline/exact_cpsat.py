@@ -75,6 +75,16 @@ bytes are rounded down, capacities up. Route latencies are lower-bounded by the
 shortest-latency path among all widest paths (the simulator picks one of them).
 Hence the mapped solution is feasible and no longer than the simulation.
 
+The proof needs every replica's task to last at least the model's duration
+``work / group speed``. The network is modelled uncontended (route latency and
+bottleneck alone): a relaxation, since waiting for a shared NIC or switch port
+only delays the simulation. A launch overhead only lengthens replicas'
+tasks (``o / speed_g + share_g (t - o) / speed_g >= t / group speed`` with
+continuous shares). With whole samples (``samples_per_microbatch`` set) a
+replica with fewer samples than its speed-proportional quota runs *shorter*
+than the model says, so the mapping fails: the bound is then not reported when
+any candidate group has two or more GPUs (``metrics["whole_samples"]``).
+
 When the layers are coarsened into fewer blocks (``layers > max_blocks``) or,
 with more than 8 GPUs, replica groups are restricted to pairs, the model is a
 restriction: its bound is not reported (the framework adds the closed-form
@@ -115,7 +125,7 @@ from .exact_data import (
 from .exact_model import CpModel, build_model, horizon_s
 from .finalize import best_of, simulate_candidates, to_output
 from .list_schedule import list_schedule
-from .schedules import make_plan
+from .schedules import Task, make_plan
 from .simulator import evaluate_plan
 
 __all__ = ["solve_exact_cpsat"]
@@ -184,33 +194,33 @@ def add_hints(
         if var is None:
             return False  # a group the model does not offer
         chosen.append(var)
-    fixed = cp.model.Clone()
-    fixed.ClearHints()
+    fixed = cp.model.clone()
+    fixed.clear_hints()
 
     def same(var: cp_model.IntVar) -> cp_model.IntVar:
-        return fixed.GetIntVarFromProtoIndex(var.Index())
+        return fixed.get_int_var_from_proto_index(var.index)
 
     for b, stage in enumerate(stage_of_block):
-        fixed.Add(same(cp.in_stage[b][stage]) == 1)
+        fixed.add(same(cp.in_stage[b][stage]) == 1)
     for var in chosen:
-        fixed.Add(same(var) == 1)
+        fixed.add(same(var) == 1)
     for s in range(len(masks), cp.slots):
         for _, var in cp.uses[s]:
-            fixed.Add(same(var) == 0)
+            fixed.add(same(var) == 0)
     entry = [i for i, phase in plan.order_of_stage[0] if phase == "F"]
     label = {original: i for i, original in enumerate(entry)}
     for s, order in enumerate(plan.order_of_stage):
         starts = [(cp.start_f if ph == "F" else cp.start_b)[label[i]][s] for i, ph in order]
         ends = [(cp.end_f if ph == "F" else cp.end_b)[label[i]][s] for i, ph in order]
         for a in range(len(order) - 1):
-            fixed.Add(same(starts[a + 1]) >= same(ends[a]))
+            fixed.add(same(starts[a + 1]) >= same(ends[a]))
     outcome = solve_model(fixed, SolveOptions(time_limit=max(seconds, 0.01), threads=1))
     if not outcome.has_solution:
         return False
-    values = outcome.solver.ResponseProto().solution
-    proto = cp.model.Proto()
+    values = outcome.solver.response_proto.solution
+    proto = cp.model.proto
     for index in range(len(proto.variables)):
-        cp.model.AddHint(cp.model.GetIntVarFromProtoIndex(index), values[index])
+        cp.model.add_hint(cp.model.get_int_var_from_proto_index(index), values[index])
     return True
 
 
@@ -230,7 +240,8 @@ def ring_order(gpus: list[int], parameter_bytes: float, net: Network) -> list[in
             for a, b in zip(ring, ring[1:] + ring[:1], strict=True)
         )
 
-    return list(min(_rings(tuple(gpus)), key=step))
+    best: tuple[int, ...] = min(_rings(tuple(gpus)), key=step)
+    return list(best)
 
 
 def extract_plan(
@@ -238,7 +249,7 @@ def extract_plan(
 ):
     """Read ``(stage_of_layer, gpus_of_stage, order_of_stage)`` off a solution."""
     stage_of_block = [
-        next(s for s in range(cp.slots) if solver.BooleanValue(cp.in_stage[b][s]))
+        next(s for s in range(cp.slots) if solver.boolean_value(cp.in_stage[b][s]))
         for b in range(blocks.count)
     ]
     num_stages = max(stage_of_block) + 1
@@ -251,16 +262,16 @@ def extract_plan(
         parameters[stage] += problem.layers[layer].parameter_bytes
     gpus_of_stage = []
     for s in range(num_stages):
-        group = next(group for group, var in cp.uses[s] if solver.BooleanValue(var))
+        group = next(group for group, var in cp.uses[s] if solver.boolean_value(var))
         gpus_of_stage.append(ring_order(list(group.gpus), parameters[s], net))
-    orders = []
+    orders: list[list[Task]] = []
     for s in range(num_stages):
         tasks = []
         for i in range(problem.microbatches):
-            tasks.append((solver.Value(cp.start_f[i][s]), solver.Value(cp.end_f[i][s]), 0, i))
-            tasks.append((solver.Value(cp.start_b[i][s]), solver.Value(cp.end_b[i][s]), 1, i))
+            tasks.append((solver.value(cp.start_f[i][s]), solver.value(cp.end_f[i][s]), 0, i))
+            tasks.append((solver.value(cp.start_b[i][s]), solver.value(cp.end_b[i][s]), 1, i))
         tasks.sort()
-        orders.append([(i, "F" if phase == 0 else "B") for _, _, phase, i in tasks])
+        orders.append([(i, "B" if phase else "F") for _, _, phase, i in tasks])
     return stage_of_layer, gpus_of_stage, orders
 
 
@@ -268,7 +279,7 @@ def best_replica_order(
     problem: PipelineProblem,
     stage_of_layer: list[int],
     gpus_of_stage: list[list[int]],
-    orders: list[list[tuple[int, str]]],
+    orders: list[list[Task]],
     limit: int = 24,
 ) -> list[list[int]]:
     """The order of GPUs inside replicated stages (it lays out the share intervals) that simulates fastest.
@@ -345,22 +356,15 @@ def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> Solver
         problem, net, COMBINATIONS_PER_SECOND * options.remaining()
     )
     blocks = make_blocks(problem, max_blocks, problem.num_gpus)
-    coarsened = blocks.count < len(problem.layers)
-    bound_valid = not coarsened and not restricted
-    metrics.update(coarsened=coarsened, restricted=restricted, num_blocks=blocks.count)
+    bound_valid = _bound_is_proven(problem, groups, blocks, restricted, metrics)
 
-    warm = None
-    if use_warm_start:
-        remaining = options.remaining()
-        seconds = 0.2 * remaining if math.isfinite(remaining) else 10.0
-        started = time.monotonic()
-        warm = warm_start(problem, options, seconds)
-        metrics["warm_start_s"] = time.monotonic() - started
+    warm = _warm_start(problem, options, metrics) if use_warm_start else None
     metrics["warm_start_objective"] = None if warm is None else warm[1].objective
 
     slots = min(blocks.count, problem.num_gpus)
     crude = horizon_s(problem, net, slots, blocks.max_span)
-    horizon_seconds = crude if warm is None else min(crude, warm[1].objective)
+    warm_s = None if warm is None else warm[1].objective
+    horizon_seconds = crude if warm_s is None else min(crude, warm_s)
     started = time.monotonic()
     cp = build_model(problem, blocks, groups, net, max(horizon_seconds, 1e-12))
     metrics.update(
@@ -378,17 +382,7 @@ def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> Solver
     own: list[tuple[PipelinePlan, Evaluation]] = []
     scheduled: list[tuple[PipelinePlan, Evaluation]] = []
     if outcome is not None and outcome.has_solution:
-        stage_of_layer, gpus_of_stage, orders = extract_plan(
-            cp, outcome.solver, blocks, problem, net
-        )
-        gpus_of_stage = best_replica_order(problem, stage_of_layer, gpus_of_stage, orders)
-        own = simulate_candidates(
-            problem, stage_of_layer, gpus_of_stage, list_scheduler=lambda *_: orders
-        )
-        if "list" in problem.schedules:
-            scheduled = simulate_candidates(
-                problem, stage_of_layer, gpus_of_stage, ["list"], list_schedule
-            )
+        own, scheduled = _plans_of_solution(cp, outcome.solver, blocks, problem, net)
     metrics["cp_status"] = metrics.get("cp_status", "not_run")
     if cp_status == SolveStatus.INFEASIBLE:
         if warm is None and bound_valid:
@@ -400,18 +394,72 @@ def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> Solver
                 "CP-SAT found its relaxation infeasible although the warm start is a feasible plan"
             )
     candidates = own + scheduled + ([warm] if warm is not None else [])
-    best = best_of(candidates)
-    if best is not None:
-        plan = best[0]
-        from_list_scheduler = any(plan is p for p, _ in scheduled)
-        from_cp = from_list_scheduler or any(plan is p for p, _ in own)
-        metrics["incumbent_source"] = "cpsat" if from_cp else "warm_start"
-        metrics["order_source"] = "list_schedule" if from_list_scheduler else plan.schedule
-        if from_cp and not from_list_scheduler and plan.schedule == "list":
-            metrics["order_source"] = "cpsat"
+    _record_sources(best_of(candidates), own, scheduled, metrics)
     proven = cp_status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
     status = SolveStatus.FEASIBLE if proven else SolveStatus.TIME_LIMIT
     return to_output(candidates, metrics, bound=bound, status=status)
+
+
+def _bound_is_proven(
+    problem: PipelineProblem, groups: list, blocks: Blocks, restricted: bool, metrics: dict
+) -> bool:
+    """Whether the model is a relaxation (see the module docstring); the reasons go to ``metrics``."""
+    coarsened = blocks.count < len(problem.layers)
+    whole_samples = problem.samples_per_microbatch is not None and any(g.size > 1 for g in groups)
+    metrics.update(
+        coarsened=coarsened,
+        restricted=restricted,
+        whole_samples=whole_samples,
+        num_blocks=blocks.count,
+    )
+    return not coarsened and not restricted and not whole_samples
+
+
+def _warm_start(
+    problem: PipelineProblem, options: SolveOptions, metrics: dict
+) -> tuple[PipelinePlan, Evaluation] | None:
+    """The ``topo`` warm start within a fifth of the remaining time (10 s without a limit)."""
+    remaining = options.remaining()
+    seconds = 0.2 * remaining if math.isfinite(remaining) else 10.0
+    started = time.monotonic()
+    warm = warm_start(problem, options, seconds)
+    metrics["warm_start_s"] = time.monotonic() - started
+    return warm
+
+
+def _plans_of_solution(
+    cp: CpModel, solver: cp_model.CpSolver, blocks: Blocks, problem: PipelineProblem, net: Network
+) -> tuple[list[tuple[PipelinePlan, Evaluation]], list[tuple[PipelinePlan, Evaluation]]]:
+    """The CP-SAT partition with its own orders, and with the list scheduler's (both simulated)."""
+    stage_of_layer, gpus_of_stage, orders = extract_plan(cp, solver, blocks, problem, net)
+    gpus_of_stage = best_replica_order(problem, stage_of_layer, gpus_of_stage, orders)
+    own = simulate_candidates(
+        problem, stage_of_layer, gpus_of_stage, list_scheduler=lambda *_: orders
+    )
+    scheduled: list[tuple[PipelinePlan, Evaluation]] = []
+    if "list" in problem.schedules:
+        scheduled = simulate_candidates(
+            problem, stage_of_layer, gpus_of_stage, ["list"], list_schedule
+        )
+    return own, scheduled
+
+
+def _record_sources(
+    best: tuple[PipelinePlan, Evaluation] | None,
+    own: list[tuple[PipelinePlan, Evaluation]],
+    scheduled: list[tuple[PipelinePlan, Evaluation]],
+    metrics: dict,
+) -> None:
+    """Say in ``metrics`` where the returned plan and its order came from."""
+    if best is None:
+        return
+    plan = best[0]
+    from_list_scheduler = any(plan is p for p, _ in scheduled)
+    from_cp = from_list_scheduler or any(plan is p for p, _ in own)
+    metrics["incumbent_source"] = "cpsat" if from_cp else "warm_start"
+    metrics["order_source"] = "list_schedule" if from_list_scheduler else plan.schedule
+    if from_cp and not from_list_scheduler and plan.schedule == "list":
+        metrics["order_source"] = "cpsat"
 
 
 def run_cpsat(
@@ -451,9 +499,9 @@ def run_cpsat(
     if not done and left > 0.05:
         hinted = False
         if phase1.has_solution:
-            values = phase1.solver.ResponseProto().solution
+            values = phase1.solver.response_proto.solution
             for index, value in enumerate(values):
-                cp.model.AddHint(cp.model.GetIntVarFromProtoIndex(index), value)
+                cp.model.add_hint(cp.model.get_int_var_from_proto_index(index), value)
             hinted = True
         elif warm is not None:
             hinted = add_hints(cp, warm[0], blocks, problem, 0.2 * left)

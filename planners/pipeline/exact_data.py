@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ...models.pipeline import PipelineProblem
@@ -94,7 +95,8 @@ class Group:
     """A candidate replica group: its GPUs, summed speed and all-reduce bound terms.
 
     The all-reduce of ``P`` bytes takes at least ``2 (R - 1) * max(ring_latency_s,
-    link_latency_s + P / R * link_s_per_byte)`` seconds for every ring order, and for
+    link_latency_s + P / R * link_s_per_byte)`` seconds for every ring order and for
+    the two-level algorithm (each term is the smaller of the two), and for
     two replicas at least ``2 * (latency + P / 2 / bandwidth)`` of each direction
     (``exact_links``).
     """
@@ -112,14 +114,40 @@ class Group:
         return len(self.gpus)
 
 
-def _rings(gpus: tuple[int, ...]):
+def _rings(gpus: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
     """Every directed ring over ``gpus`` (first GPU fixed)."""
     first, rest = gpus[0], gpus[1:]
     for perm in itertools.permutations(rest):
         yield (first, *perm)
 
 
-def _make_group(gpus: tuple[int, ...], speeds: list[float], net: Network) -> Group:
+def _two_level_terms(
+    gpus: tuple[int, ...], servers: list[str], net: Network
+) -> tuple[float, float, float] | None:
+    """Ring-form terms ``(ring_latency, link_latency, link_cost)`` under the two-level all-reduce.
+
+    None when the simulator would not consider it (one server, or one replica per
+    server). Its leader ring alone takes ``2 (m - 1)`` steps of at least
+    ``latency + P / m * cost`` over ``m`` servers, with latency and cost (s/byte)
+    at least the least over cross-server pairs; written in the ring's form
+    ``2 (R - 1) (latency' + P / R * cost')`` this is ``latency' = (m - 1) / (R - 1)
+    * latency`` and ``cost' = (m - 1) R / (m (R - 1)) * cost``.
+    """
+    on = [servers[g] for g in gpus]
+    m, r = len(set(on)), len(gpus)
+    if m < 2 or m == r:
+        return None
+    cross = [(a, b) for a in gpus for b in gpus if servers[a] != servers[b]]
+    latency = min(net.latency[a][b] for a, b in cross)
+    cost = min(1.0 / net.bandwidth[a][b] for a, b in cross)
+    scaled_latency = (m - 1) / (r - 1) * latency
+    return scaled_latency, scaled_latency, (m - 1) * r / (m * (r - 1)) * cost
+
+
+def _make_group(
+    gpus: tuple[int, ...], speeds: list[float], net: Network, servers: list[str]
+) -> Group:
+    """A group with all-reduce terms valid for the ring and, where it applies, the two-level algorithm."""
     mask = sum(1 << g for g in gpus)
     speed = sum(speeds[g] for g in gpus)
     if len(gpus) < 2:
@@ -133,6 +161,11 @@ def _make_group(gpus: tuple[int, ...], speeds: list[float], net: Network) -> Gro
         worst = max(range(len(links)), key=lambda k: (cost[k], lat[k]))
         link_latency = min(link_latency, lat[worst])
         link_cost = min(link_cost, cost[worst])
+    two_level = _two_level_terms(gpus, servers, net)
+    if two_level is not None:  # the simulator takes the cheaper: keep what bounds both
+        ring_latency = min(ring_latency, two_level[0])
+        link_latency = min(link_latency, two_level[1])
+        link_cost = min(link_cost, two_level[2])
     exact: tuple[tuple[float, float], ...] = ()
     if len(gpus) == 2:
         a, b = gpus
@@ -165,7 +198,7 @@ def candidate_groups(
                 break
             largest = r
     groups = [
-        _make_group(c, speeds, net)
+        _make_group(c, speeds, net, problem.cluster.server_of_gpu)
         for r in range(1, largest + 1)
         for c in itertools.combinations(range(n), r)
     ]

@@ -295,7 +295,9 @@ def cleaned_graph(graph: OptimizerGraph) -> CleanedGraph:
     """Drop ``Input`` sources, then ``__getitem__`` sinks (one pass each, as the reference)."""
     n = graph.num_nodes
     alive = [True] * n
-    inputs = [i for i in range(n) if graph.in_degree[i] == 0 and graph.descriptions[i].startswith("Input")]
+    inputs = [
+        i for i in range(n) if graph.in_degree[i] == 0 and graph.descriptions[i].startswith("Input")
+    ]
     for i in inputs:
         alive[i] = False
     sinks = [
@@ -307,7 +309,9 @@ def cleaned_graph(graph: OptimizerGraph) -> CleanedGraph:
     ]
     for i in sinks:
         alive[i] = False
-    successors = [[w for w in graph.successors[i] if alive[w]] if alive[i] else [] for i in range(n)]
+    successors = [
+        [w for w in graph.successors[i] if alive[w]] if alive[i] else [] for i in range(n)
+    ]
     return CleanedGraph(graph, [i for i in range(n) if alive[i]], successors, inputs, sinks)
 
 
@@ -505,7 +509,11 @@ def prefix_states(cleaned: CleanedGraph) -> StateSpace:
     ideals.sort(key=lambda m: m.bit_count())  # stable: first order's prefixes first among equals
     members: list[tuple[int, ...]] = []
     for mask in ideals:
-        leaving = [x for x in bits(mask) if not cleaned.successors[x] or any(not (mask >> w) & 1 for w in cleaned.successors[x])]
+        leaving = [
+            x
+            for x in bits(mask)
+            if not cleaned.successors[x] or any(not (mask >> w) & 1 for w in cleaned.successors[x])
+        ]
         members.append(tuple(leaving))
     predecessors = []
     for j, mask in enumerate(ideals):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...models.errors import BadInput
 from ...models.pipeline import (
     DEFAULT_LAUNCH_OVERHEAD_S,
     Cluster,
@@ -19,17 +20,24 @@ from ..common.pipedream_graph import layer_name, parse_profile
 __all__ = ["PROFILED_MINIBATCH", "import_pipedream"]
 
 #: Samples per profiled minibatch of the PipeDream profiles, read off their tensors:
-#: the image models' ``Input`` output is ``B x 3 x H x W`` fp32 bytes (alexnet and
-#: resnet18: 154140672 = 256 x 3 x 224 x 224 x 4; vgg16 and resnet50: 77070336 =
-#: 128 x 602112; inception_v3: 137319936 = 128 x 3 x 299 x 299 x 4); gnmt_large's
-#: LSTM hidden state is ``B x 1024`` fp32 = 524288 bytes, so B = 128.
+#: the image models' ``Input`` output is ``B x 3 x H x W`` fp32 bytes (224 x 224:
+#: 602112 bytes a sample, so alexnet, resnet18 and squeezenet1_0 with 154140672
+#: bytes have B = 256; vgg16, resnet50, resnext50 and nasnetamobile with 77070336
+#: have B = 128; resnet101 and resnext101 with 38535168 have B = 64;
+#: inception_v3 at 299 x 299: 137319936 = 128 x 1072812); gnmt_large's LSTM hidden
+#: state is ``B x 1024`` fp32 = 524288 bytes, so B = 128.
 PROFILED_MINIBATCH: dict[str, int] = {
     "alexnet": 256,
     "resnet18": 256,
+    "squeezenet1_0": 256,
     "vgg16": 128,
     "resnet50": 128,
+    "resnext50": 128,
+    "nasnetamobile": 128,
     "inception_v3": 128,
     "gnmt_large": 128,
+    "resnet101": 64,
+    "resnext101": 64,
 }
 
 
@@ -99,15 +107,17 @@ def import_pipedream(
     if minibatch_samples is None:
         if model not in PROFILED_MINIBATCH:
             known = ", ".join(sorted(PROFILED_MINIBATCH))
-            raise ValueError(
-                f"minibatch_samples: the minibatch of profile {model!r} is unknown "
-                f"(known: {known}); give the samples per profiled minibatch"
+            raise BadInput(
+                "minibatch_samples",
+                f"the minibatch of profile {model!r} is unknown (known: {known}); "
+                "give the samples per profiled minibatch",
             )
         minibatch_samples = PROFILED_MINIBATCH[model]
     if minibatch_samples < 1 or minibatch_samples % microbatches:
-        raise ValueError(
-            f"microbatches: K={microbatches} must divide the profiled minibatch of "
-            f"{minibatch_samples} samples into whole micro-batches"
+        raise BadInput(
+            "microbatches",
+            f"K={microbatches} must divide the profiled minibatch of "
+            f"{minibatch_samples} samples into whole micro-batches",
         )
     profile = parse_profile(path)
     k = float(microbatches)

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...models.pipeline import PipelineProblem
-from .costs import ClusterView
 from ..common.linearize import Linearization, candidate_cuts
+from .costs import ClusterView
 
 __all__ = ["BlockTables", "DPPlan", "block_tables", "plan_along"]
 

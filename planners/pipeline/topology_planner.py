@@ -40,10 +40,10 @@ from ...models.pipeline import PipelineProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
+from ..common.linearize import Linearization, candidate_cuts, linearize
 from .baselines import min_max_partition
 from .costs import ClusterView
 from .finalize import best_of, simulate_candidates, to_output
-from ..common.linearize import Linearization, candidate_cuts, linearize
 from .list_schedule import list_schedule
 from .topo_dp import block_tables, plan_along
 from .topo_orderings import gpu_orderings, symmetric_bandwidth

@@ -10,12 +10,12 @@ of a server send to other servers through that server's NIC(s).
 ``nvswitch-8``
     8 V100 GPUs of 32e9 bytes, each with one port of 150e9 bytes/s (six NVLink 2
     links of 25e9) into one non-blocking NVSwitch fabric (NVIDIA DGX-2 system
-    architecture whitepaper, 2018: "each GPU has ... 6 NVLinks ... 25 GB/s per
-    direction", NVSwitch non-blocking). A GPU sending to several peers at once
-    shares its one port.
+    architecture whitepaper, 2018: six NVLinks per V100 at 25 GB/s per
+    direction each, into non-blocking NVSwitches). A GPU sending to several
+    peers at once shares its one port.
 ``dgx1-8``
-    NVIDIA DGX-1 with V100 (DGX-1 whitepaper, 2017, Fig. 2): 8 GPUs of 16e9
-    bytes; NVLink hybrid cube mesh, one 25e9 link per connected pair (inside
+    NVIDIA DGX-1 with V100 (NVIDIA DGX-1 system architecture whitepaper): 8
+    GPUs of 16e9 bytes; NVLink hybrid cube mesh, one 25e9 link per connected pair (inside
     each quad ``{0..3}``, ``{4..7}`` and between twins ``i``, ``i+4``; the V100
     machine doubles two pairs per GPU, ignored here: conservative); two GPUs per
     PCIe 3.0 x16 switch (16e9), two switches per CPU socket, the sockets joined

@@ -10,8 +10,6 @@ from distplan.planners.common.pipedream_graph import MAX_NAME_CHARS, parse_profi
 from distplan.planners.pipeline.clusters import flat
 from distplan.planners.pipeline.pipedream_import import import_pipedream
 
-PROFILES = Path(__file__).parents[3].parent / "shared" / "data" / "pipedream_profiles"
-
 #: profile -> (node lines, edge lines) of its graph.txt
 SHIPPED = {
     "alexnet": (23, 23),
@@ -29,10 +27,9 @@ SHIPPED = {
 
 
 @pytest.fixture(scope="module")
-def profiles() -> Path:
-    if not PROFILES.is_dir():
-        pytest.skip(f"PipeDream profiles not found at {PROFILES} (../shared/data beside the repository)")
-    return PROFILES
+def profiles(shared_data: Path) -> Path:
+    """The PipeDream profiles under ../shared/data (the tests fail when they are missing)."""
+    return shared_data / "pipedream_profiles"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -86,10 +83,27 @@ def test_unordered_ids_are_sorted_topologically(tmp_path: Path) -> None:
     [
         (["node1 -- Input -- forward_compute_time=1.0"], "line 1"),
         ([NODE.format(id="node1", desc="A", f="x", a=1.0)], "line 1: forward_compute_time"),
-        ([NODE.format(id="node1", desc="A", f=1.0, a=1.0), "\tnode1 -- node9"], "line 2: edge names unknown node 'node9'"),
+        (
+            [NODE.format(id="node1", desc="A", f=1.0, a=1.0), "\tnode1 -- node9"],
+            "line 2: edge names unknown node 'node9'",
+        ),
         ([NODE.format(id="node1", desc="A", f=1.0, a=1.0), "\tnode1"], "line 2"),
-        ([NODE.format(id="node1", desc="A", f=1.0, a=1.0), NODE.format(id="node1", desc="B", f=1.0, a=1.0)], "line 2"),
-        ([NODE.format(id="n1", desc="A", f=1.0, a=1.0), NODE.format(id="n2", desc="B", f=1.0, a=1.0), "\tn1 -- n2", "\tn2 -- n1"], "cycle"),
+        (
+            [
+                NODE.format(id="node1", desc="A", f=1.0, a=1.0),
+                NODE.format(id="node1", desc="B", f=1.0, a=1.0),
+            ],
+            "line 2",
+        ),
+        (
+            [
+                NODE.format(id="n1", desc="A", f=1.0, a=1.0),
+                NODE.format(id="n2", desc="B", f=1.0, a=1.0),
+                "\tn1 -- n2",
+                "\tn2 -- n1",
+            ],
+            "cycle",
+        ),
     ],
 )
 def test_malformed_profiles_raise(tmp_path: Path, lines: list[str], needle: str) -> None:
@@ -141,7 +155,11 @@ def test_input_data_loading_time_is_zeroed(profiles: Path) -> None:
     kept = import_pipedream(graph, flat(2, 1e9), 2, zero_input_time=False)
     assert zeroed.layers[0].forward_s == 0.0 and zeroed.layers[0].backward_s == 0.0
     assert kept.layers[0].forward_s == pytest.approx(raw.forward_ms[0] / 1000 / 2)
-    assert zeroed.layers[0].activation_bytes == kept.layers[0].activation_bytes == raw.activation_bytes[0] / 2
+    assert (
+        zeroed.layers[0].activation_bytes
+        == kept.layers[0].activation_bytes
+        == raw.activation_bytes[0] / 2
+    )
     assert zeroed.layers[1:] == kept.layers[1:]
 
 
@@ -149,6 +167,21 @@ def test_import_sets_whole_samples_per_microbatch(profiles: Path) -> None:
     """N = profiled minibatch / K (alexnet: 256 samples); a K that does not divide it is rejected."""
     graph = profiles / "alexnet" / "graph.txt"
     assert import_pipedream(graph, flat(2, 1e9), 4).samples_per_microbatch == 64
-    assert import_pipedream(graph, flat(2, 1e9), 2, minibatch_samples=10).samples_per_microbatch == 5
+    assert (
+        import_pipedream(graph, flat(2, 1e9), 2, minibatch_samples=10).samples_per_microbatch == 5
+    )
     with pytest.raises(ValueError, match="must divide the profiled minibatch of 256"):
         import_pipedream(graph, flat(2, 1e9), 3)
+
+
+def test_profiled_minibatch_matches_the_input_tensor(profiles: Path) -> None:
+    """Every known minibatch size divides the profile's Input bytes into one fp32 image per sample."""
+    from distplan.planners.pipeline.pipedream_import import PROFILED_MINIBATCH
+
+    image_bytes = {3 * 224 * 224 * 4, 3 * 299 * 299 * 4}
+    for model, samples in PROFILED_MINIBATCH.items():
+        raw = parse_profile(profiles / model / "graph.txt")
+        if model == "gnmt_large":  # hidden state [B, 1024] fp32 among the LSTM outputs
+            continue
+        assert raw.names[0].endswith("Input"), model
+        assert raw.activation_bytes[0] / samples in image_bytes, model

@@ -191,3 +191,29 @@ def test_allreduce_across_a_shared_nic_takes_the_two_level_algorithm():
     # steps of 0.625e9 bytes over 50e9 B/s NVLink add 4 x 0.0125 s.
     assert record.algorithm == "two-level"
     assert record.end_s - record.start_s == pytest.approx(1.05)
+
+
+def test_replica_transfers_split_by_whole_sample_intervals():
+    """Senders with 3 and 1 samples, receivers with 2 and 2 (N = 4): bytes follow the sample overlaps."""
+    problem = PipelineProblem(
+        name="overlap",
+        layers=[layer("x", act=400.0), layer("y")],
+        edges=[(0, 1)],
+        cluster=flat4(),
+        microbatches=1,
+        samples_per_microbatch=4,
+    )
+    plan = PipelinePlan(
+        stage_of_layer=[0, 1],
+        gpus_of_stage=[[0, 1], [2, 3]],
+        samples_of_replica=[[3, 1], [2, 2]],
+        order_of_stage=[gpipe(1)] * 2,
+        schedule="gpipe",
+    )
+    sent = sorted(
+        (t.src_gpu, t.dst_gpu, t.nbytes)
+        for t in simulate(problem, plan).transfers
+        if t.kind == "activation"
+    )
+    # sender 0 holds samples [0, 3), sender 1 [3, 4); receiver 2 holds [0, 2), receiver 3 [2, 4).
+    assert sent == [(0, 2, 200.0), (0, 3, 100.0), (1, 3, 100.0)]

