@@ -29,8 +29,18 @@ __all__ = [
 
 #: Relative tolerance under which two objectives tie.
 TIE_TOLERANCE = 1e-9
-#: Row statuses counted as time-outs.
-TIMEOUT_STATUSES = frozenset({"time_limit", "no_solution"})
+#: Row statuses of runs that ended without a plan (killed runs are time-outs instead).
+NO_PLAN_STATUSES = frozenset({"no_solution", "infeasible"})
+
+
+def _killed(row: dict[str, Any]) -> bool:
+    """Whether the run was killed at time limit + grace."""
+    return bool(row.get("killed")) or str(row.get("note", "")).startswith("killed ")
+
+
+def _timed_out(row: dict[str, Any]) -> bool:
+    """Stopped by the time limit: with a plan (status ``time_limit``) or killed at the deadline."""
+    return row["status"] == "time_limit" or _killed(row)
 
 
 def ratio_to_best(objective: float | None, best: float | None, sense: str) -> float:
@@ -143,7 +153,10 @@ class SolverStats:
     ``wins`` counts instances where some seed of the solver reached the best
     objective (ties count for every solver reaching it); ``geomean_ratio`` is the
     geometric mean of the median-objective ratios over the instances where it
-    had a plan (``solved`` of ``instances``).
+    had a plan (``solved`` of ``instances``). ``timeouts`` counts runs stopped
+    by the time limit (with their best plan) or killed at time limit + grace;
+    ``no_plan`` runs that ended without a plan otherwise (no solution found,
+    infeasible); ``errors`` crashes, exceptions and rejected plans.
     """
 
     kind: str
@@ -155,6 +168,7 @@ class SolverStats:
     wins: int
     geomean_ratio: float | None
     timeouts: int
+    no_plan: int
     errors: int
     rejected: int
 
@@ -192,7 +206,8 @@ def solver_stats(rows: Sequence[dict[str, Any]]) -> list[SolverStats]:
                 geomean_ratio=math.exp(statistics.fmean(math.log(r) for r in ratios))
                 if ratios
                 else None,
-                timeouts=sum(1 for r in mine if r["status"] in TIMEOUT_STATUSES),
+                timeouts=sum(1 for r in mine if _timed_out(r)),
+                no_plan=sum(1 for r in mine if r["status"] in NO_PLAN_STATUSES and not _killed(r)),
                 errors=sum(1 for r in mine if r["status"] == "error"),
                 rejected=sum(1 for r in mine if r.get("verdict") == "rejected"),
             )

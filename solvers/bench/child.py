@@ -101,7 +101,9 @@ def run_isolated(task: BenchTask) -> dict[str, Any]:
         row["wall_s"] = time.monotonic() - started
         stderr = stderr_file.read_bytes()
         if killed:
-            row.update(status="no_solution", verdict="no_plan", note=f"killed {killed}")
+            row.update(
+                status="no_solution", verdict="no_plan", killed=True, note=f"killed {killed}"
+            )
             return row
         if child.returncode != 0 or not row_file.is_file():
             tail = stderr.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()

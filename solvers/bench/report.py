@@ -71,7 +71,8 @@ def summary_markdown(rows: Sequence[dict[str, Any]], title: str = "distplan benc
     per solver its median objective over seeds (runs with a plan / runs), the
     ratio of that median to the best (>= 1, 1 = best), its gap to the best
     bound, and its median runtime (seconds). Per solver: wins, geometric-mean
-    ratio, time-outs, errors and plans the evaluator rejected.
+    ratio, time-outs (time-limit stops and kills), runs without a plan, errors and
+    plans the evaluator rejected.
     """
     lines = [f"# {title}", ""]
     lines.append(
@@ -128,6 +129,7 @@ def summary_markdown(rows: Sequence[dict[str, Any]], title: str = "distplan benc
                 "wins",
                 "geo-mean ratio",
                 "timeouts",
+                "no plan",
                 "errors",
                 "rejected plans",
             ],
@@ -140,6 +142,7 @@ def summary_markdown(rows: Sequence[dict[str, Any]], title: str = "distplan benc
                     str(s.wins),
                     _num(s.geomean_ratio, ".4f"),
                     str(s.timeouts),
+                    str(s.no_plan),
                     str(s.errors),
                     str(s.rejected),
                 ]

@@ -65,7 +65,9 @@ def test_solver_stats_count_wins_geomean_and_timeouts() -> None:
     assert (stats["a"].wins, stats["b"].wins) == (1, 0)
     assert stats["a"].geomean_ratio == pytest.approx(1.5)  # median 3.0 over best 2.0
     assert stats["b"].geomean_ratio == pytest.approx(2.0)
-    assert (stats["b"].timeouts, stats["b"].solved) == (1, 1)
+    assert (stats["b"].timeouts, stats["b"].no_plan, stats["b"].solved) == (0, 1, 1)
+    killed = solver_stats([row("c", 0, None, note="killed 5 s after it started solving")])
+    assert (killed[0].timeouts, killed[0].no_plan) == (1, 0)
     (instance,) = instance_stats(rows)
     assert (instance.best_objective, instance.best_bound) == (2.0, 1.0)
 
