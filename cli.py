@@ -327,6 +327,13 @@ def _mount_dispatcher(group: typer.Typer, name: str, owners: dict[str, Command],
         if isinstance(code, int) and code:
             raise typer.Exit(code=code)
 
+    # The annotations name locals: give typer the evaluated ones (string annotations would not resolve).
+    dispatch.__annotations__ = {
+        "ctx": typer.Context,
+        "kind": Annotated[str, typer.Option(help=f"problem kind: {kinds_text}")],
+        "return": None,
+    }
+
 
 def build_app() -> typer.Typer:
     """The CLI with the kinds registered now (their importers and generators mounted)."""

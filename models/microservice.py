@@ -104,7 +104,9 @@ class MicroserviceProblem(ProblemBase):
     layers: list[ImageLayer] = Field(min_length=1)
     services: list[Microservice] = Field(min_length=1)
     demands: list[Demand] = Field(default_factory=list)
-    deployment_window_s: PositiveFloat = Field(description="window T in which layers are pulled, seconds")
+    deployment_window_s: PositiveFloat = Field(
+        description="window T in which layers are pulled, seconds"
+    )
     notes: str = ""
 
     @model_validator(mode="after")
@@ -117,7 +119,9 @@ class MicroserviceProblem(ProblemBase):
         for k, link in enumerate(self.links):
             for end in (link.a, link.b):
                 if end >= n:
-                    raise ValueError(f"links[{k}]: server index {end} is out of range (there are {n} servers)")
+                    raise ValueError(
+                        f"links[{k}]: server index {end} is out of range (there are {n} servers)"
+                    )
             if link.a == link.b:
                 raise ValueError(f"links[{k}]: a link must join two different servers")
         pairs = [frozenset((link.a, link.b)) for link in self.links]
@@ -126,7 +130,9 @@ class MicroserviceProblem(ProblemBase):
         for i, service in enumerate(self.services):
             for digest in service.layers:
                 if digest not in known:
-                    raise ValueError(f"services[{i}] ({service.name}): unknown layer digest {digest!r}")
+                    raise ValueError(
+                        f"services[{i}] ({service.name}): unknown layer digest {digest!r}"
+                    )
             if len(set(service.layers)) != len(service.layers):
                 raise ValueError(f"services[{i}] ({service.name}): a layer is listed twice")
         seen: set[tuple[int, int]] = set()
@@ -136,7 +142,9 @@ class MicroserviceProblem(ProblemBase):
             if demand.region >= n:
                 raise ValueError(f"demands[{k}]: unknown region (server) index {demand.region}")
             if (demand.service, demand.region) in seen:
-                raise ValueError(f"demands[{k}]: duplicate demand for service {demand.service} in region {demand.region}")
+                raise ValueError(
+                    f"demands[{k}]: duplicate demand for service {demand.service} in region {demand.region}"
+                )
             seen.add((demand.service, demand.region))
         self._check_services_hostable()
         return self
@@ -206,7 +214,10 @@ class MicroserviceProblem(ProblemBase):
         spec = self.servers[server]
         if spec.registry_bandwidth_bytes_per_s is None:
             return float(spec.storage_bytes)
-        return min(float(spec.storage_bytes), spec.registry_bandwidth_bytes_per_s * self.deployment_window_s)
+        return min(
+            float(spec.storage_bytes),
+            spec.registry_bandwidth_bytes_per_s * self.deployment_window_s,
+        )
 
     def max_holdable_bytes(self, server: int) -> float:
         """Most image bytes ``server`` can have at hand, stored or borrowed (bytes).

@@ -79,7 +79,9 @@ SOFTWARE.
 def main(argv: list[str] | None = None) -> None:
     """Build every instance of ``INSTANCES`` and write it with the data licence."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="top150_images_dockerhub.json")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="top150_images_dockerhub.json"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

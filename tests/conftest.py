@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "instances"
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ../shared/data beside the repository (CI lays it there), or $DISTPLAN_SHARED_DATA.
+SHARED_DATA = Path(os.environ.get("DISTPLAN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def test_evaluate_rejects_tampered_plan(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     assert invoke("solve", PIPELINE, "--solver", "uniform", "--out", out).exit_code == 0
     data = json.loads(out.read_text())
-    data["plan"]["gpus_of_stage"][1] = data["plan"]["gpus_of_stage"][0]
+    data["plan"]["stage_of_layer"][0] = len(data["plan"]["gpus_of_stage"])  # no such stage
     out.write_text(json.dumps(data))
     result = invoke("evaluate", PIPELINE, out)
     assert result.exit_code == 1
@@ -118,6 +118,14 @@ def base_instance() -> dict:
     return json.loads(PIPELINE.read_text())
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 top_level_mutations = st.sampled_from(
     [
         ("microbatches", -3),
@@ -131,7 +139,11 @@ top_level_mutations = st.sampled_from(
 )
 layer_mutations = st.tuples(
     st.sampled_from(["forward_s", "activation_bytes", "parameter_bytes"]),
-    st.one_of(st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False), st.text(max_size=3), st.none()),
+    st.one_of(
+        st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False),
+        st.text(max_size=3).filter(lambda text: not _is_number(text)),  # "0" is a number, validly coerced
+        st.none(),
+    ),
 )
 
 

@@ -54,10 +54,11 @@ def can_host(problem: MicroserviceProblem, service: int, server: int) -> bool:
     can hold or borrow.
     """
     spec = problem.services[service]
-    return (
-        problem.servers[server].compute_capacity >= spec.compute_per_instance
-        and problem.image_bytes(service) <= problem.max_holdable_bytes(server)
-    )
+    return problem.servers[
+        server
+    ].compute_capacity >= spec.compute_per_instance and problem.image_bytes(
+        service
+    ) <= problem.max_holdable_bytes(server)
 
 
 def _hosts_in_reach(problem: MicroserviceProblem) -> list[list[int]]:
@@ -70,7 +71,8 @@ def _hosts_in_reach(problem: MicroserviceProblem) -> list[list[int]]:
         hosts = [
             m
             for m in problem.reach(demand.region)
-            if problem.servers[m].compute_capacity >= spec.compute_per_instance and need <= holdable[m]
+            if problem.servers[m].compute_capacity >= spec.compute_per_instance
+            and need <= holdable[m]
         ]
         out.append(hosts if demand.rate_rps > 0 else [])
     return out
@@ -108,7 +110,10 @@ def flow_relaxation_bound(problem: MicroserviceProblem) -> float:
         for m in targets:
             reachable[m][i] = reachable[m].get(i, 0.0) + demand.rate_rps
             graph.add_edge(("demand", i, region), ("serve", i, m))
-            offer = _most_instances(servers[m].compute_capacity, spec.compute_per_instance) * spec.service_rate_rps
+            offer = (
+                _most_instances(servers[m].compute_capacity, spec.compute_per_instance)
+                * spec.service_rate_rps
+            )
             graph.add_edge(("serve", i, m), ("server", m), capacity=offer)
     for m in range(len(servers)):
         if reachable[m]:
@@ -130,11 +135,17 @@ def _knapsack_rps(problem: MicroserviceProblem, server: int, reachable: dict[int
     capacity = problem.servers[server].compute_capacity
     remaining = capacity
     served = 0.0
-    order = sorted(reachable, key=lambda i: (services[i].compute_per_instance / services[i].service_rate_rps, i))
+    order = sorted(
+        reachable,
+        key=lambda i: (services[i].compute_per_instance / services[i].service_rate_rps, i),
+    )
     for i in order:
         spec = services[i]
         per_rps = spec.compute_per_instance / spec.service_rate_rps
-        offer = min(reachable[i], _most_instances(capacity, spec.compute_per_instance) * spec.service_rate_rps)
+        offer = min(
+            reachable[i],
+            _most_instances(capacity, spec.compute_per_instance) * spec.service_rate_rps,
+        )
         take = min(offer, remaining / per_rps)
         served += take
         remaining -= take * per_rps

@@ -150,7 +150,11 @@ def load_catalogue(images_json_path: str | Path) -> list[CatalogueImage]:
     size_of_digest: dict[str, int] = {}
     images: list[CatalogueImage] = []
     for entry in entries:
-        if not entry.get("layers") or entry.get("architecture") != "amd64" or entry.get("os") != "linux":
+        if (
+            not entry.get("layers")
+            or entry.get("architecture") != "amd64"
+            or entry.get("os") != "linux"
+        ):
             continue
         layers: list[tuple[str, int]] = []
         seen: set[str] = set()
@@ -158,11 +162,15 @@ def load_catalogue(images_json_path: str | Path) -> list[CatalogueImage]:
             digest = layer["digest"]
             size = round(float(layer["size"]) * BYTES_PER_MIB)
             if size_of_digest.setdefault(digest, size) != size:
-                raise ValueError(f"layer {digest} has two sizes: {size_of_digest[digest]} and {size} bytes")
+                raise ValueError(
+                    f"layer {digest} has two sizes: {size_of_digest[digest]} and {size} bytes"
+                )
             if digest not in seen:
                 seen.add(digest)
                 layers.append((digest, size))
-        images.append(CatalogueImage(str(entry["name"]), int(entry.get("pull_count", 0)), tuple(layers)))
+        images.append(
+            CatalogueImage(str(entry["name"]), int(entry.get("pull_count", 0)), tuple(layers))
+        )
     images.sort(key=lambda image: (-image.pull_count, image.name))
     return images
 
@@ -247,10 +255,15 @@ def build_instance(
 
     # Services: distinct images, sqrt(pull_count)-weighted, ordered by popularity.
     weights = np.sqrt(np.array([max(image.pull_count, 1) for image in catalogue], dtype=float))
-    chosen = sorted(int(k) for k in rng.choice(len(catalogue), size=services, replace=False, p=weights / weights.sum()))
+    chosen = sorted(
+        int(k)
+        for k in rng.choice(len(catalogue), size=services, replace=False, p=weights / weights.sum())
+    )
     images = [catalogue[k] for k in chosen]
     compute_per_instance = rng.choice(COMPUTE_PER_INSTANCE_CHOICES, size=services).astype(float)
-    service_rate = rng.integers(SERVICE_RATE_RANGE[0], SERVICE_RATE_RANGE[1] + 1, size=services).astype(float)
+    service_rate = rng.integers(
+        SERVICE_RATE_RANGE[0], SERVICE_RATE_RANGE[1] + 1, size=services
+    ).astype(float)
     image_bytes = np.array([image.size_bytes for image in images], dtype=float)
 
     # Servers and links.
@@ -258,7 +271,10 @@ def build_instance(
     bandwidth = np.round(rng.uniform(*LINK_BANDWIDTH_RANGE, size=len(pairs)) / 1e5) * 1e5
     window_s = float(rng.integers(WINDOW_RANGE[0], WINDOW_RANGE[1] + 1))
     compute_capacity = rng.choice(np.array(COMPUTE_CAPACITY_CHOICES), size=servers)
-    links = [ServerLink(a=a, b=b, bandwidth_bytes_per_s=float(bw)) for (a, b), bw in zip(pairs, bandwidth, strict=True)]
+    links = [
+        ServerLink(a=a, b=b, bandwidth_bytes_per_s=float(bw))
+        for (a, b), bw in zip(pairs, bandwidth, strict=True)
+    ]
 
     # Which services each region demands.
     demanded = rng.random((services, servers)) < DEMAND_PROBABILITY
@@ -294,7 +310,10 @@ def build_instance(
             int(math.floor(f * b)) + int(extra)
             for f, b, extra in zip(storage_fraction, demanded_bytes, top_up, strict=True)
         ]
-        registry = [max(math.ceil(g * s / window_s), 1) for g, s in zip(registry_factor, storage, strict=True)]
+        registry = [
+            max(math.ceil(g * s / window_s), 1)
+            for g, s in zip(registry_factor, storage, strict=True)
+        ]
         return storage, [float(r) for r in registry]
 
     storage, registry_bps = capacities()
@@ -369,7 +388,9 @@ def build_instance(
     )
 
 
-def import_dockerhub(path: str | Path, servers: int, services: int, seed: int) -> MicroserviceProblem:
+def import_dockerhub(
+    path: str | Path, servers: int, services: int, seed: int
+) -> MicroserviceProblem:
     """The CLI's entry point: :func:`build_instance` with the default instance name.
 
     Parameters

@@ -110,12 +110,18 @@ def _shape_violations(problem: MicroserviceProblem, plan: MicroservicePlan) -> l
     n_services, n_servers = len(problem.services), len(problem.servers)
     out: list[str] = []
     if len(plan.instances) != n_services:
-        out.append(f"instances has {len(plan.instances)} rows, expected one per service ({n_services})")
+        out.append(
+            f"instances has {len(plan.instances)} rows, expected one per service ({n_services})"
+        )
     for i, row in enumerate(plan.instances):
         if len(row) != n_servers:
-            out.append(f"instances[{i}] has {len(row)} entries, expected one per server ({n_servers})")
+            out.append(
+                f"instances[{i}] has {len(row)} entries, expected one per server ({n_servers})"
+            )
     if len(plan.stored_layers) != n_servers:
-        out.append(f"stored_layers has {len(plan.stored_layers)} lists, expected one per server ({n_servers})")
+        out.append(
+            f"stored_layers has {len(plan.stored_layers)} lists, expected one per server ({n_servers})"
+        )
     if len(plan.borrowed_layers) != n_servers:
         out.append(
             f"borrowed_layers has {len(plan.borrowed_layers)} lists, expected one per server ({n_servers})"
@@ -302,4 +308,6 @@ def evaluate_plan(problem: MicroserviceProblem, plan: MicroservicePlan) -> Evalu
         "routed_rps": routed_rps,
         "total_demand_rps": problem.total_demand_rps,
     }
-    return Evaluation(feasible=not violations, objective=served, violations=violations, metrics=metrics)
+    return Evaluation(
+        feasible=not violations, objective=served, violations=violations, metrics=metrics
+    )

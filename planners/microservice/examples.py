@@ -47,8 +47,20 @@ def line_problem(name: str = "line", demands: bool = True) -> MicroserviceProble
             ImageLayer(digest="app-b", size_bytes=80 * MB),
         ],
         services=[
-            Microservice(name="web", image="web", layers=["base", "app-a"], compute_per_instance=500.0, service_rate_rps=10.0),
-            Microservice(name="db", image="db", layers=["base", "app-b"], compute_per_instance=1000.0, service_rate_rps=30.0),
+            Microservice(
+                name="web",
+                image="web",
+                layers=["base", "app-a"],
+                compute_per_instance=500.0,
+                service_rate_rps=10.0,
+            ),
+            Microservice(
+                name="db",
+                image="db",
+                layers=["base", "app-b"],
+                compute_per_instance=1000.0,
+                service_rate_rps=30.0,
+            ),
         ],
         demands=[
             Demand(service=0, region=0, rate_rps=25.0),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ...models.pipeline import PipelineLayer, PipelineProblem
+from ...models.network import Network, NetworkLink, NetworkNode
+from ...models.pipeline import GPU, Cluster, PipelineLayer, PipelineProblem
 from .clusters import flat
 
 __all__ = ["small_examples"]
@@ -28,12 +29,33 @@ def _chain(name: str, forward_s: list[float], gpus: int, microbatches: int) -> P
     )
 
 
+def two_servers_one_nic_each() -> Cluster:
+    """Network form: 2 servers x 2 GPUs, 50e9 B/s inside a server, one 1.25e9 B/s NIC per server."""
+    nodes = [NetworkNode(name="tor", role="forward")]
+    links = []
+    gpus = []
+    for server in range(2):
+        nodes.append(NetworkNode(name=f"s{server}-pcie", role="forward"))
+        links.append(NetworkLink(source=f"s{server}-pcie", target="tor", bandwidth_bytes_per_s=1.25e9))
+        for index in range(2):
+            name = f"s{server}g{index}"
+            nodes.append(NetworkNode(name=name, role="compute"))
+            links.append(NetworkLink(source=name, target=f"s{server}-pcie", bandwidth_bytes_per_s=50e9))
+            gpus.append(GPU(name=name, memory_bytes=16e9, node=name, server=f"s{server}"))
+    return Cluster(gpus=gpus, network=Network(nodes=nodes, links=links))
+
+
 def small_examples() -> list[PipelineProblem]:
-    """A balanced chain on 2 GPUs, an unbalanced chain on 3 GPUs, and a diamond DAG on 2 GPUs."""
+    """Two chains and a diamond DAG on private links, and a chain on two servers sharing one NIC each."""
+    shared_nic = _chain("chain-shared-nic", [0.002, 0.002, 0.001, 0.003], 2, 4)
+    shared_nic = PipelineProblem.model_validate(
+        {**shared_nic.model_dump(), "cluster": two_servers_one_nic_each().model_dump()}
+    )
     diamond = _chain("diamond", [0.002, 0.001, 0.003, 0.002], 2, 4)
     diamond = PipelineProblem.model_validate({**diamond.model_dump(), "edges": [(0, 1), (0, 2), (1, 3), (2, 3)]})
     return [
         _chain("chain-balanced", [0.001, 0.001, 0.001, 0.001], 2, 4),
         _chain("chain-unbalanced", [0.004, 0.001, 0.001, 0.002, 0.003], 3, 2),
         diamond,
+        shared_nic,
     ]

@@ -9,6 +9,7 @@ simulator's reasons, never as a plan.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from ...models.pipeline import PipelinePlan, PipelineProblem, Schedule
@@ -45,12 +46,19 @@ def simulate_candidates(
     return out
 
 
-def best_of(candidates: Sequence[tuple[PipelinePlan, Evaluation]]) -> tuple[PipelinePlan, Evaluation] | None:
+def best_of(
+    candidates: Sequence[tuple[PipelinePlan, Evaluation]],
+) -> tuple[PipelinePlan, Evaluation] | None:
     """The feasible candidate with the shortest iteration (ties: first given), or None."""
     feasible = [(p, e) for p, e in candidates if e.feasible and e.objective is not None]
     if not feasible:
         return None
-    return min(feasible, key=lambda pe: pe[1].objective)
+    return min(feasible, key=lambda pe: objective_s(pe[1]))
+
+
+def objective_s(evaluation: Evaluation) -> float:
+    """The evaluation's iteration seconds, ``inf`` when it has none."""
+    return math.inf if evaluation.objective is None else float(evaluation.objective)
 
 
 def to_output(
@@ -69,5 +77,65 @@ def to_output(
     plan, evaluation = best
     metrics.setdefault("num_stages", plan.num_stages)
     metrics.setdefault("replicas_of_stage", [len(g) for g in plan.gpus_of_stage])
-    metrics["schedules_tried"] = {p.schedule: e.objective if e.feasible else None for p, e in candidates}
-    return SolverOutput(status, plan=plan, objective=evaluation.objective, bound=bound, metrics=metrics)
+    metrics["schedules_tried"] = {
+        p.schedule: e.objective if e.feasible else None for p, e in candidates
+    }
+    return SolverOutput(
+        status, plan=plan, objective=evaluation.objective, bound=bound, metrics=metrics
+    )
+
+
+#: The ``schedules`` option every baseline takes: the common menu (default) or the system's own schedule.
+SCHEDULE_OPTION = {
+    "schedules": "'menu' (default: GPipe, 1F1B and list, the fastest by simulation, as for every solver) "
+    "or 'native' (only the system's own schedule)"
+}
+
+
+def menu_or_native(problem: PipelineProblem, choice: object, native: Schedule) -> list[Schedule]:
+    """Schedules to replay a baseline's partition under.
+
+    ``"menu"``: every schedule the problem allows (GPipe, 1F1B, list), so that
+    solvers are compared on their partitions; ``"native"``: the system's own
+    schedule when allowed, else the other allowed fixed schedules.
+
+    Raises
+    ------
+    ValueError
+        On any other ``choice``.
+    """
+    if choice == "menu":
+        return list(problem.schedules)
+    if choice != "native":
+        raise ValueError(f"options.schedules: 'menu' or 'native', got {choice!r}")
+    if native in problem.schedules:
+        return [native]
+    return [s for s in problem.schedules if s != "list"] or ["list"]
+
+
+def simulate_partitions(
+    problem: PipelineProblem,
+    partitions: Sequence[tuple[list[int], list[list[int]]]],
+    schedules: Sequence[Schedule],
+    list_scheduler: ListScheduler | None,
+) -> tuple[list[tuple[PipelinePlan, Evaluation]], int | None]:
+    """Simulate every ``(stage_of_layer, gpus_of_stage)`` under ``schedules``; the best one's candidates.
+
+    Returns the candidates of the partition with the fastest feasible
+    schedule (the first partition's when none is feasible, so its reasons are
+    reported) and that partition's index (None when none is feasible).
+    """
+    best: tuple[float, int, list[tuple[PipelinePlan, Evaluation]]] | None = None
+    first: list[tuple[PipelinePlan, Evaluation]] = []
+    for index, (stage_of_layer, gpus_of_stage) in enumerate(partitions):
+        candidates = simulate_candidates(
+            problem, stage_of_layer, gpus_of_stage, schedules, list_scheduler
+        )
+        if index == 0:
+            first = candidates
+        found = best_of(candidates)
+        if found is not None and (best is None or objective_s(found[1]) < best[0]):
+            best = (objective_s(found[1]), index, candidates)
+    if best is None:
+        return first, None
+    return best[2], best[1]

@@ -25,8 +25,15 @@ def import_pipedream_command(
     cluster: Annotated[str, typer.Option(help="cluster preset name or cluster JSON file")],
     microbatches: Annotated[int, typer.Option(help="micro-batches K the profiled minibatch is split into")],
     name: Annotated[str | None, typer.Option(help="instance name")] = None,
+    minibatch_samples: Annotated[
+        int | None, typer.Option(help="samples of the profiled minibatch (default: known for the shipped profiles)")
+    ] = None,
+    launch_overhead_us: Annotated[
+        float | None, typer.Option(help="fixed launch overhead per layer and task, microseconds (default 5)")
+    ] = None,
 ) -> PipelineProblem:
-    """Build a pipeline instance from a PipeDream profile."""
+    """Build a pipeline instance from a PipeDream profile (cluster presets: nvswitch-8, dgx1-8, 2x4-10gbe,
+    4x4-mixed, 2x8-ib-rail, or a cluster JSON)."""
     from .clusters import load_cluster
     from .pipedream_import import import_pipedream
 
@@ -34,7 +41,16 @@ def import_pipedream_command(
         raise BadInput("--microbatches", f"must be from 1 to {MAX_MICROBATCHES}, got {microbatches}")
     if not graph.is_file():
         raise BadInput(str(graph), "cannot read: no such file")
-    return import_pipedream(graph, load_cluster(cluster), microbatches, name=name)
+    if minibatch_samples is not None and not 1 <= minibatch_samples <= 10**7:
+        raise BadInput("--minibatch-samples", f"must be from 1 to 10^7, got {minibatch_samples}")
+    extra: dict[str, float] = {}
+    if launch_overhead_us is not None:
+        if not 0 <= launch_overhead_us <= 1e6:
+            raise BadInput("--launch-overhead-us", f"must be from 0 to 1e6 microseconds, got {launch_overhead_us}")
+        extra["launch_overhead_s"] = launch_overhead_us * 1e-6
+    return import_pipedream(
+        graph, load_cluster(cluster), microbatches, name=name, minibatch_samples=minibatch_samples, **extra
+    )
 
 
 def _describe(problem: PipelineProblem, plan: PipelinePlan) -> list[str]:

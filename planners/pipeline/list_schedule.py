@@ -5,10 +5,11 @@ of a stage is free and has run every task decided so far, it picks among the
 tasks whose inputs have arrived, by a priority rule, and appends the choice to
 the stage's order (every replica of the stage then runs that order). The run is
 a lightweight event model of one iteration that follows the semantics of
-:mod:`distplan.models.pipeline` (compute shares by speed, interval-overlap
-transfers between replicas, widest-path routes whose directed links carry one
-transfer at a time in ready order, ring all-reduce); it is the planners' own
-model, and the independent simulator re-scores every order it produces.
+:mod:`distplan.models.pipeline` (whole-sample shares, launch overhead,
+interval-overlap transfers between replicas, routes of the shared network whose
+resources carry one transfer at a time in ready order, the cheaper of ring and
+two-level all-reduce by :mod:`.costs`); it is the planners' own model, and the
+independent simulator re-scores every order it produces.
 
 Rules tried (the best by the event model is returned):
 
@@ -31,7 +32,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ...models.pipeline import Cluster, PipelineProblem
+from ...models.pipeline import Phase, PipelineProblem
+from .costs import ClusterView, replica_shares
 from .schedules import Task
 
 __all__ = ["EventModel", "Policy", "StageFacts", "list_schedule", "memory_caps", "stage_facts"]
@@ -55,6 +57,8 @@ class StageFacts:
     activation_bytes: tuple[float, ...]
     parameter_bytes: tuple[float, ...]
     pair_bytes: dict[tuple[int, int], float]
+    fixed_forward_s: tuple[float, ...] = ()
+    fixed_backward_s: tuple[float, ...] = ()
 
 
 def stage_facts(problem: PipelineProblem, stage_of_layer: list[int], num_stages: int) -> StageFacts:
@@ -74,6 +78,8 @@ def stage_facts(problem: PipelineProblem, stage_of_layer: list[int], num_stages:
     StageFacts
     """
     forward, backward = [0.0] * num_stages, [0.0] * num_stages
+    fixed_forward, fixed_backward = [0.0] * num_stages, [0.0] * num_stages
+    overhead = problem.launch_overhead_s
     activation, parameter = [0.0] * num_stages, [0.0] * num_stages
     pair_bytes: dict[tuple[int, int], float] = {}
     successors = problem.successors
@@ -81,6 +87,8 @@ def stage_facts(problem: PipelineProblem, stage_of_layer: list[int], num_stages:
         s = stage_of_layer[u]
         forward[s] += layer.forward_s
         backward[s] += layer.backward_s
+        fixed_forward[s] += min(overhead, layer.forward_s)
+        fixed_backward[s] += min(overhead, layer.backward_s)
         activation[s] += layer.activation_bytes
         parameter[s] += layer.parameter_bytes
         fed: set[int] = set()
@@ -89,10 +97,20 @@ def stage_facts(problem: PipelineProblem, stage_of_layer: list[int], num_stages:
             if t > s and t not in fed:
                 fed.add(t)
                 pair_bytes[(s, t)] = pair_bytes.get((s, t), 0.0) + layer.activation_bytes
-    return StageFacts(tuple(forward), tuple(backward), tuple(activation), tuple(parameter), pair_bytes)
+    return StageFacts(
+        tuple(forward),
+        tuple(backward),
+        tuple(activation),
+        tuple(parameter),
+        pair_bytes,
+        tuple(fixed_forward),
+        tuple(fixed_backward),
+    )
 
 
-def memory_caps(problem: PipelineProblem, facts: StageFacts, gpus_of_stage: list[list[int]]) -> list[int]:
+def memory_caps(
+    problem: PipelineProblem, facts: StageFacts, gpus_of_stage: list[list[int]]
+) -> list[int]:
     """Most micro-batches each stage may hold in flight within GPU memory.
 
     A replica of stage ``s`` on GPU ``g`` needs ``(1 + optimizer_state_factor) *
@@ -105,15 +123,15 @@ def memory_caps(problem: PipelineProblem, facts: StageFacts, gpus_of_stage: list
     factor = 1.0 + problem.optimizer_state_factor
     caps: list[int] = []
     for s, group in enumerate(gpus_of_stage):
-        total_speed = sum(gpus[g].speed for g in group)
+        shares = replica_shares(problem, group)
         static = factor * facts.parameter_bytes[s]
-        cap = k
-        for g in group:
+        cap = 0 if min(shares) <= 0 else k
+        for g, share in zip(group, shares, strict=True):
             free = gpus[g].memory_bytes - static
             if free < 0:
                 cap = 0
                 break
-            stash = gpus[g].speed / total_speed * facts.activation_bytes[s]
+            stash = float(share) * facts.activation_bytes[s]
             if stash <= 0:
                 continue
             fit = int(math.floor(free / stash))
@@ -140,12 +158,18 @@ class Policy:
     cap: tuple[int, ...]
 
 
-class _ClusterCache:
-    """Routes and replica share intervals of one cluster, computed once (planners replay many plans)."""
+class _ProblemCache:
+    """Routes, replica share intervals and all-reduce choices of one problem, computed once.
 
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
-        self.speeds = [gpu.speed for gpu in cluster.gpus]
+    Planners replay many plans of one problem; routes come from
+    :meth:`~distplan.models.pipeline.Cluster.route` and every resource of a
+    route (directed link, capacitated node) gets a number.
+    """
+
+    def __init__(self, problem: PipelineProblem):
+        self.problem = problem
+        self.view = ClusterView(problem)
+        self.speeds = [gpu.speed for gpu in problem.cluster.gpus]
         self._routes: dict[tuple[int, int], tuple[float, float, tuple[int, ...]]] = {}
         self.resource_ids: dict[str, int] = {}
         self._spans: dict[tuple[int, ...], list[tuple[Fraction, Fraction]]] = {}
@@ -154,35 +178,34 @@ class _ClusterCache:
         """``(latency seconds, bottleneck bytes/s, resource ids)`` of the network's route."""
         hit = self._routes.get((src, dst))
         if hit is None:
-            route = self.cluster.route(src, dst)
-            assert route is not None  # the cluster validator proved every pair connected
-            links = tuple(self.resource_ids.setdefault(r, len(self.resource_ids)) for r in route.resources)
+            route = self.view.route(src, dst)
+            links = tuple(
+                self.resource_ids.setdefault(r, len(self.resource_ids)) for r in route.resources
+            )
             hit = self._routes[(src, dst)] = (route.latency_s, route.bottleneck_bytes_per_s, links)
         return hit
 
     def spans(self, group: tuple[int, ...]) -> list[tuple[Fraction, Fraction]]:
-        """Exact share interval ``[a, b)`` of every replica of ``group``, in order."""
+        """Exact share interval ``[a, b)`` of every replica of ``group``, in order (:func:`~.costs.replica_shares`)."""
         hit = self._spans.get(group)
         if hit is None:
-            exact = [Fraction(self.speeds[g]) for g in group]
-            total = sum(exact, Fraction(0))
             cumulative, hit = Fraction(0), []
-            for value in exact:
-                start, cumulative = cumulative, cumulative + value
-                hit.append((start / total, cumulative / total))
+            for share in replica_shares(self.problem, group):
+                hit.append((cumulative, cumulative + share))
+                cumulative += share
             self._spans[group] = hit
         return hit
 
 
-_CACHES: dict[int, _ClusterCache] = {}
+_CACHES: dict[int, _ProblemCache] = {}
 
 
-def _cluster_cache(cluster: Cluster) -> _ClusterCache:
-    cache = _CACHES.get(id(cluster))
-    if cache is None or cache.cluster is not cluster:
+def _problem_cache(problem: PipelineProblem) -> _ProblemCache:
+    cache = _CACHES.get(id(problem))
+    if cache is None or cache.problem is not problem:
         if len(_CACHES) >= 16:
             _CACHES.clear()
-        cache = _CACHES[id(cluster)] = _ClusterCache(cluster)
+        cache = _CACHES[id(problem)] = _ProblemCache(problem)
     return cache
 
 
@@ -210,7 +233,7 @@ class EventModel:
         gpus_of_stage: list[list[int]],
         facts: StageFacts | None = None,
     ):
-        cache = _cluster_cache(problem.cluster)
+        cache = _problem_cache(problem)
         num_stages = len(gpus_of_stage)
         self.k = problem.microbatches
         self.num_stages = num_stages
@@ -225,13 +248,29 @@ class EventModel:
         self.workers_of_stage: list[list[int]] = []
         self.duration: list[tuple[float, float]] = []
         intervals: list[list[tuple[Fraction, Fraction]]] = []
+        facts = self.facts
+        self.feasible_shares = True
         for s, group in enumerate(gpus_of_stage):
-            total = sum(speeds[g] for g in group)
-            intervals.append(cache.spans(tuple(group)))
+            spans = cache.spans(tuple(group))
+            intervals.append(spans)
             workers = list(range(len(self.gpu), len(self.gpu) + len(group)))
             self.gpu.extend(group)
             self.stage.extend([s] * len(group))
-            self.duration.extend([(self.facts.forward_s[s] / total, self.facts.backward_s[s] / total)] * len(group))
+            fixed = (
+                (facts.fixed_forward_s[s], facts.fixed_backward_s[s])
+                if facts.fixed_forward_s
+                else (0.0, 0.0)
+            )
+            scaled = (facts.forward_s[s] - fixed[0], facts.backward_s[s] - fixed[1])
+            for g, (a, b) in zip(group, spans, strict=True):
+                share = float(b - a)
+                self.feasible_shares &= share > 0
+                self.duration.append(
+                    (
+                        (fixed[0] + share * scaled[0]) / speeds[g],
+                        (fixed[1] + share * scaled[1]) / speeds[g],
+                    )
+                )
             self.workers_of_stage.append(workers)
         num_workers = len(self.gpu)
         self.num_workers = num_workers
@@ -260,8 +299,12 @@ class EventModel:
                 if overlap > 0:
                     sender, receiver = senders[i], receivers[j]
                     share_bytes = float(overlap) * nbytes
-                    self.forward_out[sender].append(spec(sender, receiver, share_bytes, receiver * two_k))
-                    self.backward_out[receiver].append(spec(receiver, sender, share_bytes, sender * two_k + 1))
+                    self.forward_out[sender].append(
+                        spec(sender, receiver, share_bytes, receiver * two_k)
+                    )
+                    self.backward_out[receiver].append(
+                        spec(receiver, sender, share_bytes, sender * two_k + 1)
+                    )
                     self.forward_in[receiver] += 1
                     self.backward_in[sender] += 1
                 if b < d:
@@ -273,12 +316,19 @@ class EventModel:
                     j += 1
         for outs in self.backward_out:
             outs.sort(key=lambda x: x[0])
-        self.allreduce: list[list[_Spec]] = []
+        # All-reduce steps: the algorithm the simulator's rule picks (cheaper estimate, ties to the ring).
+        self.allreduce: list[list[list[_Spec]]] = []
         for s, workers in enumerate(self.workers_of_stage):
-            r = len(workers)
-            chunk = self.facts.parameter_bytes[s] / r
-            ring = [] if r < 2 else [spec(workers[p], workers[(p + 1) % r], chunk, -1 - s) for p in range(r)]
-            self.allreduce.append(ring)
+            group = [self.gpu[w] for w in workers]
+            position = {g: w for g, w in zip(group, workers, strict=True)}
+            _, steps = cache.view.allreduce_choice(group, self.facts.parameter_bytes[s])
+            nbytes = self.facts.parameter_bytes[s]
+            self.allreduce.append(
+                [
+                    [spec(position[a], position[b], f * nbytes, -1 - s) for a, b, f in step]
+                    for step in steps
+                ]
+            )
         self.num_gpus = n
         self.num_resources = len(cache.resource_ids)
 
@@ -405,9 +455,9 @@ class EventModel:
                     s = stage_of[w]
                     done_of_stage[s] += 1
                     workers = workers_of_stage[s]
-                    if done_of_stage[s] == len(workers) and len(workers) > 1:
+                    if done_of_stage[s] == len(workers) and allreduce[s]:
                         ready = max(free_at[v] for v in workers)
-                        push(heap, (ready, _READY, allreduce_key + s, allreduce[s], -1 - s))
+                        push(heap, (ready, _READY, allreduce_key + s, allreduce[s][0], -1 - s))
                 else:
                     soon(w, now)
             elif kind == _ARRIVE:
@@ -433,17 +483,17 @@ class EventModel:
                 if value < 0:
                     s = -1 - value
                     ring_step[s] += 1
-                    if ring_step[s] == 2 * (len(workers_of_stage[s]) - 1):
+                    if ring_step[s] == len(allreduce[s]):
                         ring_end = max(ring_end, last)
                     else:
-                        push(heap, (last, _READY, key, item, value))
+                        push(heap, (last, _READY, key, allreduce[s][ring_step[s]], value))
             else:
                 wake(value, now)
-        if any(p < two_k for p in position):
+        if any(p < two_k for p in position) or not self.feasible_shares:
             iteration = math.inf
         else:
             iteration = max(max(free_at), ring_end)
-        phases = ("F", "B")
+        phases: tuple[Phase, Phase] = ("F", "B")
         return iteration, [[(task >> 1, phases[task & 1]) for task in order] for order in ids]
 
 

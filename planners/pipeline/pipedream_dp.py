@@ -32,12 +32,19 @@ Reconstructions and choices
   ``per-micro-batch x K`` (the inverse of the PipeDream importer), so on an
   imported profile its figures equal PipeDream's own. Parameter bytes are used
   as they are.
-* Cluster. PipeDream assumes identical workers on one flat network. We run it
-  with ``N`` = all GPUs, speed-1.0 times and a single bandwidth: by default the
-  smallest widest-path bandwidth between any two GPUs, the conservative flat
-  view of a hierarchical or irregular network (option ``bandwidth``: ``"min"``,
-  ``"max"`` or bytes/s). PipeDream's hierarchical mode is not used; the
-  topology enters only through the simulation of the resulting plan.
+* Cluster. PipeDream assumes identical workers (speed-1.0 times here). On a
+  cluster of several servers with equal GPU counts (``hierarchy="servers"``,
+  the default) it runs as its authors ran it on multi-server clusters, in its
+  hierarchical mode (:mod:`.pipedream_levels`): level 1 inside a server with
+  the slowest route bandwidth between two GPUs of one server, level 2 across
+  servers with the slowest route bandwidth between GPUs of different servers
+  (on a network-form cluster that is the server's NIC). A level-2 stage
+  replicated on ``R`` servers becomes, for each of its level-1 stages, one
+  stage whose replicas are that level-1 stage's GPUs in each of the ``R``
+  servers. On one server, or with ``hierarchy="flat"`` (the old behaviour), it
+  runs flat with ``N`` = all GPUs and one bandwidth: by default the smallest
+  route bandwidth between any two GPUs (option ``bandwidth``: ``"min"``,
+  ``"max"`` or bytes/s).
 * Large state spaces. The antichain DAG is exponential in the number of
   parallel branches (more than 10^5 states for Inception-v3 and for NASNet-A
   Mobile, even after branch compression for the latter); the reference's
@@ -56,13 +63,17 @@ Reconstructions and choices
   0 if none), so no edge runs backward. Stages get consecutive GPU indices in
   order, ``replicas`` each; the DP runs with ``N`` = the cluster's GPU count,
   so the replicas of all stages never exceed the cluster. The partition is then
-  simulated under ``1f1b`` (PipeDream-Flush) and ``gpipe`` and the faster
+  replayed under the common schedule menu (GPipe, 1F1B, list; option
+  ``schedules="native"``: 1F1B and GPipe only) and the fastest
   memory-feasible schedule is returned.
 * Metrics: ``pipedream_bottleneck_s`` (the optimized time above),
   ``pipedream_splits`` (``[start, end, replicas]`` per stage, state positions),
   ``pipedream_num_states``, ``pipedream_state_space``,
   ``pipedream_bandwidth_bytes_per_s``, ``pipedream_single_stage_s`` and
   ``pipedream_uncovered_layers``.
+* Whole samples. PipeDream replicas take whole minibatches in turn; here a
+  replicated stage splits each micro-batch, so a stage never gets more
+  replicas than the micro-batch has samples (``samples_per_microbatch``).
 * With ``allow_replication`` false the optimizer runs in the reference's
   ``straight_pipeline`` mode. When no configuration uses exactly ``N`` workers
   (fewer states than GPUs, or the memory constraint) it is rerun with
@@ -78,12 +89,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...models.errors import BadInput
-from ...models.pipeline import PipelineProblem
+from ...models.pipeline import PipelineProblem, Schedule
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .costs import interconnect
-from .finalize import simulate_candidates, to_output
+from .costs import ClusterView, interconnect
+from .finalize import SCHEDULE_OPTION, simulate_candidates, to_output
+from .list_schedule import list_schedule
 from .pipedream_graph import (
     CleanedGraph,
     StateSpace,
@@ -94,13 +106,25 @@ from .pipedream_graph import (
     mask_indices,
     prefix_states,
 )
+from .pipedream_levels import hierarchical_partition, replica_cap
 
-__all__ = ["MAX_STATES", "PipeDreamPartition", "optimize_partition", "pipedream_dp", "pipedream_states"]
+__all__ = [
+    "MAX_STATES",
+    "PipeDreamPartition",
+    "optimize_partition",
+    "pipedream_dp",
+    "pipedream_states",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Antichain DAGs larger than this are rebuilt on the branch-compressed graph (option ``max_states``).
 MAX_STATES = 3000
+
+#: Hierarchical mode's level 1 repeats the DP from every start state: about ``S^3 n^2`` work for ``S``
+#: states and ``n`` GPUs per server. Its state limit is ``(HIERARCHICAL_WORK / n^2)^(1/3)`` (246 states
+#: for 4 GPUs per server, 155 for 8: a few seconds on one core).
+HIERARCHICAL_WORK = 2.4e8
 
 
 # --------------------------------------------------------------------------- dynamic programme
@@ -138,6 +162,7 @@ def optimize_partition(
     bandwidth_bytes_per_s: float,
     *,
     straight_pipeline: bool = False,
+    max_replicas: int | None = None,
     use_fewer_machines: bool = False,
     memory_bytes: float | None = None,
     activation_compression_ratio: float | None = None,
@@ -164,6 +189,8 @@ def optimize_partition(
         A pipeline on ``m`` workers may leave some of them idle.
     memory_bytes
         Memory per worker; None switches the memory constraint off (default).
+    max_replicas
+        Most replicas of one stage (None: no cap).
     activation_compression_ratio
         When given, a stage's input and output transfers ``2 a / (B m')``
         divided by it also bound its time.
@@ -184,7 +211,7 @@ def optimize_partition(
     replicas = np.zeros((num_states, n), dtype=np.int64)
 
     # One stage holding the whole down-set, replicated m + 1 times.
-    for m in range(1 if straight_pipeline else n):
+    for m in range(replica_cap(n, straight_pipeline, max_replicas)):
         r = m + 1
         sync_s = (4 * m * parameter_bytes) / (bandwidth * r)
         stage_s = (compute_s + sync_s) / r
@@ -196,7 +223,7 @@ def optimize_partition(
 
     if n > 1:
         # last[r - 1]: replica counts r of the new last stage; total[m - 1]: workers m + 1.
-        last_r = np.arange(1, 2 if straight_pipeline else n)
+        last_r = np.arange(1, min(replica_cap(n, straight_pipeline, max_replicas) + 1, max(n, 2)))
         total = np.arange(1, n)
         rest = total[:, None] - last_r[None, :]  # workers index left for the earlier stages
         valid = rest >= 0
@@ -211,7 +238,9 @@ def optimize_partition(
         if len(preds):
             work_s = (compute_s[j] - compute_s[preds])[:, None]
             params = (parameter_bytes[j] - parameter_bytes[preds])[:, None]
-            last_s = (work_s + (4 * (last_r - 1) * params) / (bandwidth * last_r)) / last_r  # (k, r)
+            last_s = (
+                work_s + (4 * (last_r - 1) * params) / (bandwidth * last_r)
+            ) / last_r  # (k, r)
             earlier_s = np.where(valid, time[preds][:, rest], inf)  # (k, m, r)
             last_3d = np.broadcast_to(last_s[:, None, :], earlier_s.shape)
             if memory_bytes is not None:
@@ -224,7 +253,9 @@ def optimize_partition(
                 candidate = np.maximum(candidate, (into / activation_compression_ratio)[:, None, :])
                 if j < num_states - 1:
                     out_of = (2.0 * output_activation_bytes[j]) / (bandwidth * last_r)
-                    candidate = np.maximum(candidate, (out_of / activation_compression_ratio)[None, None, :])
+                    candidate = np.maximum(
+                        candidate, (out_of / activation_compression_ratio)[None, None, :]
+                    )
             # First minimum in (predecessor, replicas) order for every worker count.
             per_m = candidate.transpose(1, 0, 2).reshape(n - 1, -1)
             flat = np.argmin(per_m, axis=1)
@@ -234,7 +265,12 @@ def optimize_partition(
         for m in range(1, n):
             chosen = (time[j, m], -1, -1, replicas[j, m])
             if use_fewer_machines and (chosen[0] == inf or time[j, m - 1] < chosen[0]):
-                chosen = (time[j, m - 1], split_state[j, m - 1], split_workers[j, m - 1], replicas[j, m - 1])
+                chosen = (
+                    time[j, m - 1],
+                    split_state[j, m - 1],
+                    split_workers[j, m - 1],
+                    replicas[j, m - 1],
+                )
             if best[m - 1] < chosen[0]:
                 chosen = (best[m - 1], best_k[m - 1], m - best_r[m - 1], best_r[m - 1])
             time[j, m], split_state[j, m], split_workers[j, m], replicas[j, m] = chosen
@@ -300,8 +336,55 @@ def _bandwidth(problem: PipelineProblem, choice: object) -> float:
     return float(off_diagonal.min() if choice == "min" else off_diagonal.max())
 
 
+def server_levels(problem: PipelineProblem) -> tuple[list[list[int]], float, float] | None:
+    """GPUs of every server and the intra/inter-server bandwidths, or None when the cluster is not hierarchical.
+
+    Hierarchical means at least two servers, each of the same number (at least
+    two) of GPUs with consecutive indices. A level's bandwidth is the slowest route
+    bottleneck between two GPUs of one server (intra, ``inf`` for one GPU per
+    server) or of different servers (inter), in bytes/s.
+    """
+    view = ClusterView(problem)
+    servers = view.server_order(range(problem.num_gpus))
+    sizes = {len(gpus) for gpus in servers}
+    if (
+        len(servers) < 2
+        or sizes == {1}
+        or len(sizes) != 1
+        or [g for m in servers for g in m] != list(range(problem.num_gpus))
+    ):
+        return None
+    width = view.net.bandwidth_bytes_per_s
+    server = np.repeat(np.arange(len(servers)), len(servers[0]))
+    same = server[:, None] == server[None, :]
+    np.fill_diagonal(same, False)
+    other = server[:, None] != server[None, :]
+    intra = float(width[same].min()) if same.any() else math.inf
+    return servers, intra, float(width[other].min())
+
+
+def _hierarchical_groups(
+    servers: list[list[int]], inside: list[list[tuple[int, int, int]]], top
+) -> list[list[int]]:
+    """GPU groups of the flattened two-level plan, in pipeline order."""
+    groups: list[list[int]] = []
+    first_server = 0
+    for (_, _, replicas), stages in zip(top, inside, strict=True):
+        offset = 0
+        for _, _, r in stages:
+            groups.append(
+                [servers[first_server + q][offset + t] for q in range(replicas) for t in range(r)]
+            )
+            offset += r
+        first_server += replicas
+    return groups
+
+
 def _stage_of_layer(
-    problem: PipelineProblem, cleaned: CleanedGraph, states: StateSpace, partition: PipeDreamPartition
+    problem: PipelineProblem,
+    cleaned: CleanedGraph,
+    states: StateSpace,
+    partition: PipeDreamPartition,
 ) -> tuple[list[int], int]:
     """Our stage of every layer, and how many layers neither a state nor the clean-up accounts for."""
     graph = cleaned.graph
@@ -323,7 +406,9 @@ def _stage_of_layer(
     return [s or 0 for s in stage], uncovered
 
 
-def _option(options: SolveOptions, name: str, default: object, kind: type | tuple[type, ...]) -> object:
+def _option(
+    options: SolveOptions, name: str, default: object, kind: type | tuple[type, ...]
+) -> object:
     """A solver option, checked against ``kind`` (None passes)."""
     value = options.option(name, default)
     if value is not None and not isinstance(value, kind):
@@ -336,19 +421,21 @@ def _option(options: SolveOptions, name: str, default: object, kind: type | tupl
     "pipedream_dp",
     kind="pipeline",
     role=Role.BASELINE,
-    description="PipeDream's optimizer (SOSP'19 Sec. 3.1): antichain DP with replication on a flat network",
+    description="PipeDream's optimizer (SOSP'19 Sec. 3.1): antichain DP with replication, hierarchical across servers",
     extra_options={
-        "bandwidth": "'min' (default) or 'max' widest-path bandwidth between GPUs, or bytes/s",
+        "hierarchy": "'servers' (default: PipeDream's two-level mode on multi-server clusters) or 'flat'",
+        "bandwidth": "flat mode: 'min' (default) or 'max' route bandwidth between GPUs, or bytes/s",
         "use_memory_constraint": "PipeDream's memory check against the smallest GPU memory (default false)",
         "straight_pipeline": "no replication (default: not problem.allow_replication)",
         "use_fewer_machines": "allow plans on fewer GPUs (default false; used anyway when none fits all)",
         "activation_compression_ratio": "count stage input/output transfers divided by this (default off)",
         "max_states": f"antichain DAG size beyond which branches are compressed (default {MAX_STATES})",
         "compress_branches": "None (default: when max_states is exceeded), true (always) or false (never)",
+        **SCHEDULE_OPTION,
     },
 )
 def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
-    """PipeDream's partitioner, then simulated under 1F1B or GPipe."""
+    """PipeDream's partitioner, then replayed under the schedule menu."""
     bandwidth = _bandwidth(problem, options.option("bandwidth", "min"))
     use_memory = bool(_option(options, "use_memory_constraint", False, bool))
     memory = min(g.memory_bytes for g in problem.cluster.gpus) if use_memory else None
@@ -357,8 +444,22 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
     ratio = _option(options, "activation_compression_ratio", None, (float, int))
     max_states = int(_option(options, "max_states", MAX_STATES, int))  # type: ignore[call-overload]
     compress = _option(options, "compress_branches", None, bool)
+    hierarchy = _option(options, "hierarchy", "servers", str)
+    if hierarchy not in ("servers", "flat"):
+        raise ValueError(f"options.hierarchy: 'servers' or 'flat', got {hierarchy!r}")
+    native = options.option("schedules", "menu") == "native"
+    schedules: list[Schedule] = ["1f1b", "gpipe"] if native else list(problem.schedules)
+    levels = (
+        server_levels(problem)
+        if hierarchy == "servers" and not use_memory and ratio is None
+        else None
+    )
 
-    cleaned, states, label = pipedream_states(problem, max_states, None if compress is None else bool(compress))
+    if levels is not None:
+        max_states = min(max_states, int((HIERARCHICAL_WORK / len(levels[0][0]) ** 2) ** (1 / 3)))
+    cleaned, states, label = pipedream_states(
+        problem, max_states, None if compress is None else bool(compress)
+    )
     graph = cleaned.graph
     metrics: dict = {
         "pipedream_bandwidth_bytes_per_s": bandwidth,
@@ -366,10 +467,17 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
         "pipedream_num_states": states.num_states,
     }
     if label != "antichain":
-        logger.info("pipedream_dp: %s: using the %s state space (%d states)", problem.name, label, states.num_states)
+        logger.info(
+            "pipedream_dp: %s: using the %s state space (%d states)",
+            problem.name,
+            label,
+            states.num_states,
+        )
     if states.num_states == 0:  # nothing but inputs and dropped sinks: one stage on one GPU
         metrics.update(pipedream_bottleneck_s=0.0, pipedream_splits=[])
-        candidates = simulate_candidates(problem, [0] * len(problem.layers), [[0]], schedules=["1f1b", "gpipe"])
+        candidates = simulate_candidates(
+            problem, [0] * len(problem.layers), [[0]], schedules, list_schedule
+        )
         return to_output(candidates, metrics=metrics)
 
     membership = np.zeros((states.num_states, graph.num_nodes))
@@ -377,7 +485,7 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
         membership[p, mask_indices(ideal, graph.num_nodes)] = 1.0
     outputs = np.array([graph.activation_bytes[list(m)].sum() for m in states.members])
 
-    def run(use_fewer: bool) -> PipeDreamPartition:
+    def run_flat(use_fewer: bool) -> PipeDreamPartition:
         return optimize_partition(
             membership @ graph.work_s,
             membership @ graph.activation_bytes,
@@ -388,8 +496,37 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
             bandwidth,
             straight_pipeline=straight,
             use_fewer_machines=use_fewer,
+            max_replicas=problem.samples_per_microbatch,
             memory_bytes=memory,
             activation_compression_ratio=None if ratio is None else float(ratio),  # type: ignore[arg-type]
+        )
+
+    groups: list[list[int]] | None = None
+    if levels is not None:
+        servers, intra, inter = levels
+        is_predecessor = np.zeros((states.num_states, states.num_states), dtype=bool)
+        for a, mask in enumerate(states.predecessors):
+            is_predecessor[a, mask_indices(mask, states.num_states)] = True
+        metrics["pipedream_levels"] = [[len(servers[0]), intra], [len(servers), inter]]
+
+    def run(use_fewer: bool) -> PipeDreamPartition:
+        nonlocal groups
+        if levels is None:
+            return run_flat(use_fewer)
+        bottleneck, inside, top = hierarchical_partition(
+            membership @ graph.work_s,
+            membership @ graph.parameter_bytes,
+            is_predecessor,
+            [(len(servers[0]), intra), (len(servers), inter)],
+            straight_pipeline=straight,
+            use_fewer_machines=use_fewer,
+            max_replicas=problem.samples_per_microbatch,
+        )
+        flat_stages = [stage for stages in inside for stage in stages]
+        groups = _hierarchical_groups(servers, inside, top)
+        metrics["pipedream_level2_splits"] = [list(t) for t in top]
+        return PipeDreamPartition(
+            bottleneck, [(a, b, len(g)) for (a, b, _), g in zip(flat_stages, groups, strict=True)]
         )
 
     partition = run(fewer)
@@ -405,11 +542,15 @@ def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutpu
     for _, _, r in partition.stages:
         first = sum(len(g) for g in gpus_of_stage)
         gpus_of_stage.append(list(range(first, first + r)))
+    if groups is not None:
+        gpus_of_stage = groups
     metrics.update(
         pipedream_bottleneck_s=partition.bottleneck_s,
         pipedream_splits=[[a, b, r] for a, b, r in partition.stages],
         pipedream_single_stage_s=float(membership[-1] @ graph.work_s),
         pipedream_uncovered_layers=uncovered,
     )
-    candidates = simulate_candidates(problem, stage_of_layer, gpus_of_stage, schedules=["1f1b", "gpipe"])
+    candidates = simulate_candidates(
+        problem, stage_of_layer, gpus_of_stage, schedules, list_schedule
+    )
     return to_output(candidates, metrics=metrics)

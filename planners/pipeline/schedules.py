@@ -9,7 +9,9 @@ Task = tuple[int, Phase]
 
 def gpipe_order(microbatches: int) -> list[Task]:
     """GPipe fill-drain (Huang et al., 2019, Fig. 2c): all forwards, then backwards in reverse."""
-    return [(m, "F") for m in range(microbatches)] + [(m, "B") for m in reversed(range(microbatches))]
+    return [(m, "F") for m in range(microbatches)] + [
+        (m, "B") for m in reversed(range(microbatches))
+    ]
 
 
 def one_f_one_b_order(stage: int, num_stages: int, microbatches: int) -> list[Task]:

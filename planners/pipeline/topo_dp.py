@@ -8,13 +8,19 @@ synchronisation)::
 
     sum_i (compute_i + 2 * transfer_i + allreduce_i) + (K - 1) * max_i max(compute_i, transfer_i)
 
-* ``compute_i`` = stage work / summed replica speed (data-parallel shares);
+* ``compute_i`` = stage work times the largest ``share / speed`` of its
+  replicas (whole-sample shares, :func:`~.costs.replica_shares`; the slowest
+  replica sets the pace; the small launch overhead is left out);
 * ``transfer_i`` = seconds to send the activations crossing the stage's last
-  boundary to the first GPU of the next run, each replica its share, over the
-  real widest-path bandwidth and latency (once forward, once backward in the
-  fill/drain; the link's occupancy per micro-batch in the steady state);
-* ``allreduce_i`` = ring all-reduce of the stage's parameters over its replicas
-  in order (``2 (R - 1)`` steps of ``bytes / R``);
+  boundary to the first GPU of the next run, each replica its share, all at
+  once on the shared network (:meth:`~.costs.ClusterView.step_lines`: the
+  slowest route alone or the busiest NIC, switch port or link, whichever is
+  larger; replicas of one server share its NIC), once forward and once
+  backward in the fill/drain, and the boundary's occupancy per micro-batch in
+  the steady state;
+* ``allreduce_i`` = the cheaper of a ring and a two-level all-reduce of the
+  stage's parameters over its replicas on the shared network
+  (:meth:`~.costs.ClusterView.allreduce_s`);
 * memory: every replica must hold ``(1 + optimizer_state_factor)`` times the
   stage's parameters plus its share of the activations of as many micro-batches
   as 1F1B can keep in flight, bounded conservatively by
@@ -40,9 +46,9 @@ import numpy as np
 
 from ...models.pipeline import PipelineProblem
 from ..common.linearize import Linearization, candidate_cuts
-from .costs import ClusterView
+from .costs import ClusterView, lines_s
 
-__all__ = ["BlockTables", "DPPlan", "block_tables", "plan_along"]
+__all__ = ["BlockTables", "DPPlan", "block_tables", "fold_best_split", "plan_along"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,6 @@ def _options(
     """
     n, k = len(ordering), problem.microbatches
     num_blocks = tables.num_blocks
-    width, latency = view.net.bandwidth_bytes_per_s, view.net.latency_s
     factor = 1.0 + problem.optimizer_state_factor
     upper = np.triu(np.ones((num_blocks + 1, num_blocks + 1), dtype=bool), k=1)
     static = factor * tables.parameter_bytes
@@ -127,39 +132,60 @@ def _options(
         for r in range(1, min(max_replicas, n - j) + 1):
             group = ordering[j : j + r]
             speeds = view.speed[list(group)]
-            shares = speeds / speeds.sum()
-            compute = tables.work_s / speeds.sum()
-            # Transfer to the next run's first GPU: each replica sends its share. Replicas with the
-            # same (latency, seconds per byte) give the same line, so only distinct lines are kept.
+            shares = np.array(view.shares(group))
+            if shares.min() <= 0:  # a replica without a whole sample: no plan
+                continue
+            # The slowest replica: its share of the samples over its speed (launch overhead left out).
+            compute = tables.work_s * float((shares / speeds).max())
+            # Transfer to the next run's first GPU: each replica sends its share, all at once, on the
+            # shared network (replicas of one server share its NIC: the lines charge every resource).
             if j + r < n:
                 nxt = ordering[j + r]
-                lines = {(latency[g, nxt], share / width[g, nxt]) for g, share in zip(group, shares, strict=True)}
-                transfer = np.max([lat + per_byte * tables.cut_bytes for lat, per_byte in lines], axis=0)
-                transfer = np.where(is_last, 0.0, transfer)
+                lines = view.step_lines(
+                    [(g, nxt, float(share)) for g, share in zip(group, shares, strict=True)]
+                )
+                transfer = np.where(is_last, 0.0, lines_s(lines, tables.cut_bytes))
                 allowed_end = np.ones(num_blocks + 1, dtype=bool)
             else:
                 transfer = np.zeros(num_blocks + 1)
                 allowed_end = is_last
-            # Ring all-reduce over the group in order: 2 (R - 1) steps of the slowest ring hop.
-            if r > 1:
-                hops = {(latency[group[p], group[(p + 1) % r]], 1.0 / (r * width[group[p], group[(p + 1) % r]])) for p in range(r)}
-                step = np.max([lat + per_byte * tables.parameter_bytes for lat, per_byte in hops], axis=0)
-                allreduce = 2 * (r - 1) * step
-            else:
-                allreduce = None
+            # Gradient all-reduce over the group: the cheaper of ring and two-level on the shared network.
+            allreduce = view.allreduce_s(group, tables.parameter_bytes) if r > 1 else None
             # Memory: in flight at most min(K, 1 + stages that can still follow).
             in_flight = np.minimum(k, 1 + np.minimum(n - j - r, blocks_after))
             if minimal_memory:
                 in_flight = np.ones_like(in_flight)
             fits = upper & allowed_end[None, :]
             stash = tables.activation_bytes * in_flight[None, :]
-            for share, memory in {(share, view.memory_bytes[g]) for g, share in zip(group, shares, strict=True)}:
+            for share, memory in {
+                (share, view.memory_bytes[g]) for g, share in zip(group, shares, strict=True)
+            }:
                 fits &= static + share * stash <= memory
             cost = np.where(fits, compute + 2 * transfer[None, :], np.inf)
             neck = np.where(fits, np.maximum(compute, transfer[None, :]), np.inf)
             if fits.any():
                 out[(j, r)] = _Option(cost=cost, neck=neck, allreduce=allreduce)
     return out
+
+
+def fold_best_split(
+    total: np.ndarray, replicas: int, best: np.ndarray, best_b: np.ndarray, best_r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fold one replica count's candidates into the running best of a stage DP.
+
+    ``total[t, a, b]`` is the value of a stage of blocks ``[a, b)`` plus the
+    best rest after ``b`` for ``t_max`` number ``t``; returns the smaller of
+    ``best[t, a]`` and ``min_b total[t, a, b]``, with the end block and replica
+    count of the minimiser (the earlier choice on ties).
+    """
+    arg = total.argmin(axis=2)
+    value = np.take_along_axis(total, arg[:, :, None], axis=2)[:, :, 0]
+    better = value < best
+    return (
+        np.minimum(best, value),
+        np.where(better, arg, best_b),
+        np.where(better, replicas, best_r),
+    )
 
 
 def _solve(
@@ -196,13 +222,7 @@ def _solve(
                 stage = stage + np.maximum(option.allreduce[None, :, :] - slack, 0.0)
             total = np.where(option.neck[None, :, :] <= tmax[:, None, None], stage, np.inf)
             total += rest[:, None, :]
-            arg = total.argmin(axis=2)
-            value = np.take_along_axis(total, arg[:, :, None], axis=2)[:, :, 0]
-            if keep:
-                better = value < best
-                best_b = np.where(better, arg, best_b)
-                best_r = np.where(better, r, best_r)
-            np.minimum(best, value, out=best)
+            best, best_b, best_r = fold_best_split(total, r, best, best_b, best_r)
         table[d] = best
         if keep:
             choice[d] = (best_b, best_r)

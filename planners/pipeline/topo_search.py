@@ -107,7 +107,11 @@ class PlanScorer:
         if min(caps) >= 1:
             allowed = problem.schedules
             quick = "list" in allowed and not self.thorough
-            if "1f1b" in allowed and not quick and all(c >= min(num_stages - s, k) for s, c in enumerate(caps)):
+            if (
+                "1f1b" in allowed
+                and not quick
+                and all(c >= min(num_stages - s, k) for s, c in enumerate(caps))
+            ):
                 seconds, _ = model.run(orders=stage_orders("1f1b", num_stages, k))
                 self.work += replay_work
                 best = min(best, (seconds, "1f1b"), key=lambda x: x[0])
@@ -197,7 +201,9 @@ def _neighbours(plan: Plan, ctx: _Context, rng: random.Random) -> Iterator[Plan]
             if i + 1 < num_stages:
                 moves.append((bounds, groups[:i] + (rest, (g,) + groups[i + 1]) + groups[i + 2 :]))
             if i > 0:
-                moves.append((bounds, groups[: i - 1] + (groups[i - 1] + (g,), rest) + groups[i + 1 :]))
+                moves.append(
+                    (bounds, groups[: i - 1] + (groups[i - 1] + (g,), rest) + groups[i + 1 :])
+                )
     yield from shuffled(moves)
     # 3. Split a stage (its replicas in two runs, or with the best-connected unused GPU), each part's
     #    work in proportion to its speed; merge two neighbouring stages.
@@ -215,9 +221,19 @@ def _neighbours(plan: Plan, ctx: _Context, rng: random.Random) -> Iterator[Plan]
             share = ctx.speed_of(head) / (ctx.speed_of(head) + ctx.speed_of(tail))
             cut = ctx.nearest(work[lo] + (work[hi] - work[lo]) * share, lo, hi)
             if cut is not None:
-                moves.append((bounds[: i + 1] + (cut,) + bounds[i + 1 :], groups[:i] + (head, tail) + groups[i + 1 :]))
+                moves.append(
+                    (
+                        bounds[: i + 1] + (cut,) + bounds[i + 1 :],
+                        groups[:i] + (head, tail) + groups[i + 1 :],
+                    )
+                )
         if i + 1 < num_stages:
-            moves.append((bounds[: i + 1] + bounds[i + 2 :], groups[:i] + (groups[i] + groups[i + 1],) + groups[i + 2 :]))
+            moves.append(
+                (
+                    bounds[: i + 1] + bounds[i + 2 :],
+                    groups[:i] + (groups[i] + groups[i + 1],) + groups[i + 2 :],
+                )
+            )
     yield from shuffled(moves)
     # 4. Unused GPUs join a stage; replicas leave service.
     moves = []
@@ -226,7 +242,12 @@ def _neighbours(plan: Plan, ctx: _Context, rng: random.Random) -> Iterator[Plan]
             moves.append((bounds, groups[:i] + (groups[i] + (u,),) + groups[i + 1 :]))
         if len(groups[i]) >= 2:
             for g in groups[i]:
-                moves.append((bounds, groups[:i] + (tuple(x for x in groups[i] if x != g),) + groups[i + 1 :]))
+                moves.append(
+                    (
+                        bounds,
+                        groups[:i] + (tuple(x for x in groups[i] if x != g),) + groups[i + 1 :],
+                    )
+                )
     yield from shuffled(moves)
     # 5. Swaps.
     moves = []
@@ -236,7 +257,12 @@ def _neighbours(plan: Plan, ctx: _Context, rng: random.Random) -> Iterator[Plan]
                 for b, h in enumerate(groups[j]):
                     new_i = groups[i][:a] + (h,) + groups[i][a + 1 :]
                     new_j = groups[j][:b] + (g,) + groups[j][b + 1 :]
-                    moves.append((bounds, groups[:i] + (new_i,) + groups[i + 1 : j] + (new_j,) + groups[j + 1 :]))
+                    moves.append(
+                        (
+                            bounds,
+                            groups[:i] + (new_i,) + groups[i + 1 : j] + (new_j,) + groups[j + 1 :],
+                        )
+                    )
         for a, _ in enumerate(groups[i]):
             for u in unused:
                 new_i = groups[i][:a] + (u,) + groups[i][a + 1 :]
@@ -294,7 +320,9 @@ def local_search(
     return current, current_score
 
 
-def _moves(plan: Plan, scorer: PlanScorer, positions: list[int], width: np.ndarray, rng: random.Random) -> Iterator[Plan]:
+def _moves(
+    plan: Plan, scorer: PlanScorer, positions: list[int], width: np.ndarray, rng: random.Random
+) -> Iterator[Plan]:
     problem = scorer.problem
     bounds, groups = plan
     grid = sorted(set(positions) | set(bounds))
@@ -311,7 +339,14 @@ def _moves(plan: Plan, scorer: PlanScorer, positions: list[int], width: np.ndarr
     return _neighbours(plan, ctx, rng)
 
 
-def perturb(plan: Plan, scorer: PlanScorer, positions: list[int], width: np.ndarray, rng: random.Random, steps: int = 2) -> Plan:
+def perturb(
+    plan: Plan,
+    scorer: PlanScorer,
+    positions: list[int],
+    width: np.ndarray,
+    rng: random.Random,
+    steps: int = 2,
+) -> Plan:
     """``steps`` random moves from ``plan`` (an iterated-local-search kick; nothing is scored)."""
     for _ in range(steps):
         moves = list(_moves(plan, scorer, positions, width, rng))

@@ -36,8 +36,20 @@ def problem_data(**changes) -> dict:
             {"digest": "app-b", "size_bytes": 80 * MB},
         ],
         "services": [
-            {"name": "web", "image": "web", "layers": ["base", "app-a"], "compute_per_instance": 500.0, "service_rate_rps": 10.0},
-            {"name": "db", "image": "db", "layers": ["base", "app-b"], "compute_per_instance": 1000.0, "service_rate_rps": 30.0},
+            {
+                "name": "web",
+                "image": "web",
+                "layers": ["base", "app-a"],
+                "compute_per_instance": 500.0,
+                "service_rate_rps": 10.0,
+            },
+            {
+                "name": "db",
+                "image": "db",
+                "layers": ["base", "app-b"],
+                "compute_per_instance": 1000.0,
+                "service_rate_rps": 30.0,
+            },
         ],
         "demands": [
             {"service": 0, "region": 0, "rate_rps": 25.0},
@@ -70,15 +82,23 @@ def test_service_needing_more_compute_than_any_server_is_rejected():
     """A compute_per_instance above every server's capacity raises, naming service and sizes."""
     data = problem_data()
     data["services"][1]["compute_per_instance"] = 3000.0
-    with pytest.raises(ValidationError, match=r"services\[1\] \(db\): compute_per_instance 3000.0 millicores exceeds the largest server compute_capacity \(2000.0 millicores\)"):
+    with pytest.raises(
+        ValidationError,
+        match=r"services\[1\] \(db\): compute_per_instance 3000.0 millicores exceeds the largest server compute_capacity \(2000.0 millicores\)",
+    ):
         parse_instance(data)
 
 
 def test_image_larger_than_any_server_can_hold_or_borrow_is_rejected():
     """An image above every server's storage plus what neighbours can lend raises with MB sizes."""
     data = problem_data()
-    data["layers"][2]["size_bytes"] = 900 * MB  # db needs 1000 MB; edge-0 holds at most 300 + 200 MB
-    with pytest.raises(ValidationError, match=r"services\[1\] \(db\): image needs 1000.0 MB but the most any server can hold or borrow is 500.0 MB"):
+    data["layers"][2]["size_bytes"] = (
+        900 * MB
+    )  # db needs 1000 MB; edge-0 holds at most 300 + 200 MB
+    with pytest.raises(
+        ValidationError,
+        match=r"services\[1\] \(db\): image needs 1000.0 MB but the most any server can hold or borrow is 500.0 MB",
+    ):
         parse_instance(data)
 
 
@@ -90,7 +110,10 @@ def test_image_fitting_only_where_compute_is_too_small_is_rejected():
     data["layers"][2]["size_bytes"] = 300 * MB  # db needs 400 MB; edge-1 holds 460, edge-2 160
     parse_instance(data)  # edge-1 can still host db
     data["layers"][2]["size_bytes"] = 380 * MB  # db needs 480 MB: only edge-0 (500 MB) holds it
-    with pytest.raises(ValidationError, match=r"services\[1\] \(db\): image needs 480.0 MB but the most a server with 1000.0 millicores can hold or borrow is 460.0 MB"):
+    with pytest.raises(
+        ValidationError,
+        match=r"services\[1\] \(db\): image needs 480.0 MB but the most a server with 1000.0 millicores can hold or borrow is 460.0 MB",
+    ):
         parse_instance(data)
 
 
@@ -118,7 +141,9 @@ def test_unknown_digest_and_bad_link_are_rejected():
     """Cross references name the offending index."""
     data = problem_data()
     data["services"][0]["layers"] = ["base", "nope"]
-    with pytest.raises(ValidationError, match=r"services\[0\] \(web\): unknown layer digest 'nope'"):
+    with pytest.raises(
+        ValidationError, match=r"services\[0\] \(web\): unknown layer digest 'nope'"
+    ):
         parse_instance(data)
     data = problem_data()
     data["links"][1]["b"] = 7

@@ -12,6 +12,27 @@ from distplan.solvers.milp import available_backends, solve_milp
 from distplan.solvers.options import SolveOptions
 
 
+class AlmostNoTime(SolveOptions):
+    """Options that always have 0.1 ms left: the backend starts and is cut off at once."""
+
+    def remaining(self) -> float:
+        return 1e-4
+
+
+def dense_model(integer: bool) -> pulp.LpProblem:
+    """A random dense packing model (300 variables, 40 binding rows) HiGHS needs well over 0.1 ms for."""
+    import random
+
+    rng = random.Random(3)
+    model = pulp.LpProblem("dense", pulp.LpMaximize)
+    cat = "Integer" if integer else "Continuous"
+    xs = [pulp.LpVariable(f"x{i:03d}", 0, 1, cat=cat) for i in range(300)]
+    model += pulp.lpSum(rng.randint(1, 100) * x for x in xs)
+    for _ in range(40):
+        model += pulp.lpSum(rng.randint(1, 100) * x for x in xs) <= 50 * 300 // 4
+    return model
+
+
 def knapsack(sense: int) -> pulp.LpProblem:
     """max 5a + 4b + 3c s.t. 2a + 3b + c <= 5, binary: optimum 9 (a, c... ) -> a=1,b=1 gives 9, a=1,c=1 gives 8."""
     model = pulp.LpProblem("knap", sense)
@@ -90,3 +111,53 @@ def test_highs_thread_count_can_change_between_solves() -> None:
     first = solve_milp(knapsack(pulp.LpMaximize), SolveOptions(threads=1), backend="highs")
     second = solve_milp(knapsack(pulp.LpMaximize), SolveOptions(threads=2), backend="highs")
     assert first.status is second.status is SolveStatus.OPTIMAL
+
+
+def test_cut_off_lp_gives_no_bound() -> None:
+    """An LP stopped by the time limit (at whatever point HiGHS holds) reports no bound and is never optimal."""
+    outcome = solve_milp(dense_model(integer=False), AlmostNoTime(), backend="highs")
+    assert outcome.status is not SolveStatus.OPTIMAL
+    assert outcome.bound is None
+    solved = solve_milp(dense_model(integer=False), SolveOptions(), backend="highs")
+    assert solved.status is SolveStatus.OPTIMAL and solved.bound == pytest.approx(solved.objective)
+
+
+def test_cut_off_milp_before_root_gives_no_bound() -> None:
+    """A MILP stopped before its root relaxation is solved reports neither plan nor bound."""
+    outcome = solve_milp(dense_model(integer=True), AlmostNoTime(), backend="highs")
+    assert outcome.status is SolveStatus.NO_SOLUTION
+    assert outcome.bound is None
+
+
+def test_expired_options_do_not_run_the_backend() -> None:
+    """When the time limit has passed before the solve, the outcome is no_solution without a bound."""
+    import time
+
+    options = SolveOptions(time_limit=0.5, started_at=time.monotonic() - 1.0)
+    outcome = solve_milp(knapsack(pulp.LpMaximize), options, backend="highs")
+    assert outcome.status is SolveStatus.NO_SOLUTION and outcome.bound is None
+
+
+def test_mip_start_is_kept_when_cut_off() -> None:
+    """A feasible MIP start handed to HiGHS is the incumbent even when the search is cut off at once."""
+    model = dense_model(integer=True)
+    variables = sorted(model.variables(), key=lambda v: v.name)
+    start = {v: float(k < 10) for k, v in enumerate(variables)}
+    value = sum(model.objective.get(v, 0.0) * start[v] for v in variables)
+    outcome = solve_milp(model, AlmostNoTime(), backend="highs", start=start)
+    assert outcome.has_solution and outcome.objective >= value - 1e-9
+    assert outcome.status is not SolveStatus.OPTIMAL
+
+
+def test_unknown_lp_method() -> None:
+    """An unknown LP method is a ValueError naming the valid ones."""
+    with pytest.raises(ValueError, match="ipm"):
+        solve_milp(knapsack(pulp.LpMaximize), SolveOptions(), lp_method="barrier")
+
+
+def test_lp_by_interior_point_matches_simplex() -> None:
+    """The LP optimum is the same with HiGHS's interior point method as with its simplex."""
+    simplex = solve_milp(dense_model(integer=False), SolveOptions(), lp_method="simplex")
+    ipm = solve_milp(dense_model(integer=False), SolveOptions(), lp_method="ipm")
+    assert ipm.status is simplex.status is SolveStatus.OPTIMAL
+    assert ipm.objective == pytest.approx(simplex.objective, rel=1e-7)

@@ -19,7 +19,9 @@ from distplan.planners.microservice.dockerhub import (
 MIB = 1024 * 1024
 
 
-def fake_entry(name: str, pulls: int, layers: list[tuple[str, float]], arch: str = "amd64", os: str = "linux") -> dict:
+def fake_entry(
+    name: str, pulls: int, layers: list[tuple[str, float]], arch: str = "amd64", os: str = "linux"
+) -> dict:
     return {
         "name": name,
         "pull_count": pulls,
@@ -35,8 +37,12 @@ def catalogue_path(tmp_path: Path) -> Path:
     entries = []
     for k in range(12):
         base = ("sha256:debian", 29.5) if k % 2 else ("sha256:alpine", 3.25)
-        entries.append(fake_entry(f"img{k}", 10**6 * (k + 1), [base, (f"sha256:app{k}", 20.0 + 15 * k)]))
-    entries.append(fake_entry("twice", 5, [("sha256:debian", 29.5), ("sha256:t", 1.5), ("sha256:t", 1.5)]))
+        entries.append(
+            fake_entry(f"img{k}", 10**6 * (k + 1), [base, (f"sha256:app{k}", 20.0 + 15 * k)])
+        )
+    entries.append(
+        fake_entry("twice", 5, [("sha256:debian", 29.5), ("sha256:t", 1.5), ("sha256:t", 1.5)])
+    )
     entries.append({"name": "deprecated", "pull_count": 10**9})
     entries.append(fake_entry("armonly", 10**9, [("sha256:arm", 10.0)], arch="arm64"))
     entries.append(fake_entry("win", 10**9, [("sha256:win", 10.0)], os="windows"))
@@ -64,7 +70,9 @@ def storage_fractions(problem: MicroserviceProblem) -> list[float]:
 def compute_overload(problem: MicroserviceProblem) -> float:
     """Compute all demand would need over the total edge compute."""
     needed = sum(
-        d.rate_rps / problem.services[d.service].service_rate_rps * problem.services[d.service].compute_per_instance
+        d.rate_rps
+        / problem.services[d.service].service_rate_rps
+        * problem.services[d.service].compute_per_instance
         for d in problem.demands
     )
     return needed / sum(server.compute_capacity for server in problem.servers)
@@ -139,7 +147,9 @@ def test_shipped_instances_are_valid_and_reproducible(repo, real_data):
     """Every shipped file loads, has biting capacities and equals a fresh build from the script's table."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("build_script", repo / "scripts" / "build_microservice_instances.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_script", repo / "scripts" / "build_microservice_instances.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     folder = repo / "instances" / "microservice"

@@ -73,7 +73,11 @@ def test_objective_is_max_flow_not_the_routes(problem):
     """Served rps comes from max-flow over the placement: web of region 2 reaches edge-1, routes ignored."""
     plan = base_plan(
         instances=[[2, 1, 0], [0, 1, 0]],
-        borrowed_layers=[[], [Borrow(layer="base", from_server=0), Borrow(layer="app-a", from_server=0)], []],
+        borrowed_layers=[
+            [],
+            [Borrow(layer="base", from_server=0), Borrow(layer="app-a", from_server=0)],
+            [],
+        ],
         routes=[],
     )
     evaluation = evaluate_plan(problem, plan)
@@ -89,7 +93,11 @@ def test_max_flow_reroutes_shared_capacity(problem):
     plan = base_plan(
         instances=[[2, 2, 0], [0, 0, 0]],
         stored_layers=[["base", "app-a"], [], []],
-        borrowed_layers=[[], [Borrow(layer="base", from_server=0), Borrow(layer="app-a", from_server=0)], []],
+        borrowed_layers=[
+            [],
+            [Borrow(layer="base", from_server=0), Borrow(layer="app-a", from_server=0)],
+            [],
+        ],
         routes=[],
     )
     evaluation = evaluate_plan(problem, plan)
@@ -103,7 +111,9 @@ def test_layer_both_stored_and_borrowed_is_not_a_violation(problem):
     plan = base_plan(stored_layers=[["base", "app-a"], ["app-b", "base", "app-b"], []])
     evaluation = evaluate_plan(problem, plan)
     assert evaluation.feasible, evaluation.violations
-    assert evaluation.metrics["storage_used_bytes"] == 150 * MB + 180 * MB  # duplicate digest stored once
+    assert (
+        evaluation.metrics["storage_used_bytes"] == 150 * MB + 180 * MB
+    )  # duplicate digest stored once
 
 
 def test_wrong_shapes_stop_the_replay(problem):
@@ -127,7 +137,11 @@ def test_unknown_digests_are_reported(problem):
     """Stored or borrowed digests that are not layers of the problem are violations."""
     plan = base_plan(
         stored_layers=[["base", "app-a", "ghost"], ["app-b"], []],
-        borrowed_layers=[[], [Borrow(layer="base", from_server=0)], [Borrow(layer="phantom", from_server=1)]],
+        borrowed_layers=[
+            [],
+            [Borrow(layer="base", from_server=0)],
+            [Borrow(layer="phantom", from_server=1)],
+        ],
     )
     evaluation = evaluate_plan(problem, plan)
     assert not evaluation.feasible
@@ -205,7 +219,9 @@ def test_compute_capacity(problem):
     """Five web instances on edge-0 need 2500 of its 2000 millicores."""
     plan = base_plan(instances=[[5, 0, 0], [0, 1, 0]], routes=[])
     evaluation = evaluate_plan(problem, plan)
-    assert evaluation.violations == ["server 0 (edge-0) uses 2500.0 millicores, capacity 2000.0 millicores"]
+    assert evaluation.violations == [
+        "server 0 (edge-0) uses 2500.0 millicores, capacity 2000.0 millicores"
+    ]
     assert evaluation.objective == pytest.approx(25.0 + 30.0)
 
 
@@ -214,7 +230,9 @@ def test_route_violations(problem):
     plan = base_plan(
         routes=[
             Route(service=WEB, region=0, server=0, rate_rps=20.0),
-            Route(service=WEB, region=2, server=0, rate_rps=1.0),  # edge-0 is two hops from region 2
+            Route(
+                service=WEB, region=2, server=0, rate_rps=1.0
+            ),  # edge-0 is two hops from region 2
             Route(service=DB, region=1, server=1, rate_rps=35.0),  # 1 db instance serves 30
             Route(service=DB, region=0, server=1, rate_rps=1.0),  # no db demand in region 0
             Route(service=WEB, region=0, server=0, rate_rps=6.0),  # web region 0 totals 26 > 25
@@ -233,7 +251,9 @@ def test_route_violations(problem):
 
 def test_empty_plan_serves_nothing(problem):
     """No instances, no layers: feasible with zero throughput."""
-    plan = MicroservicePlan(instances=[[0, 0, 0], [0, 0, 0]], stored_layers=[[], [], []], borrowed_layers=[[], [], []])
+    plan = MicroservicePlan(
+        instances=[[0, 0, 0], [0, 0, 0]], stored_layers=[[], [], []], borrowed_layers=[[], [], []]
+    )
     evaluation = evaluate_plan(problem, plan)
     assert evaluation.feasible
     assert evaluation.objective == 0.0
@@ -247,7 +267,9 @@ def test_bound_is_above_the_hand_plans(problem):
         assert evaluate_plan(problem, plan).objective <= throughput_upper_bound(problem) + 1e-9
 
 
-def single_server(services: list[Microservice], demands: list[Demand], compute: float) -> MicroserviceProblem:
+def single_server(
+    services: list[Microservice], demands: list[Demand], compute: float
+) -> MicroserviceProblem:
     return MicroserviceProblem(
         name="one",
         servers=[EdgeServer(name="solo", storage_bytes=10 * MB, compute_capacity=compute)],
@@ -260,10 +282,16 @@ def single_server(services: list[Microservice], demands: list[Demand], compute: 
 
 def test_bound_fractional_knapsack_by_hand():
     """One 1000-millicore server: fast service (w=10) first takes 300, slow one (w=50) gets 700/50 = 14 rps."""
-    slow = Microservice(name="slow", image="s", layers=["l"], compute_per_instance=500.0, service_rate_rps=10.0)
-    fast = Microservice(name="fast", image="f", layers=["l"], compute_per_instance=200.0, service_rate_rps=20.0)
+    slow = Microservice(
+        name="slow", image="s", layers=["l"], compute_per_instance=500.0, service_rate_rps=10.0
+    )
+    fast = Microservice(
+        name="fast", image="f", layers=["l"], compute_per_instance=200.0, service_rate_rps=20.0
+    )
     problem = single_server(
-        [slow, fast], [Demand(service=0, region=0, rate_rps=30.0), Demand(service=1, region=0, rate_rps=30.0)], 1000.0
+        [slow, fast],
+        [Demand(service=0, region=0, rate_rps=30.0), Demand(service=1, region=0, rate_rps=30.0)],
+        1000.0,
     )
     assert flow_relaxation_bound(problem) == pytest.approx(44.0)
     assert compute_dual_bound(problem) == pytest.approx(44.0)
@@ -274,7 +302,9 @@ def test_bound_fractional_knapsack_by_hand():
 
 def test_bound_ignores_demand_out_of_reach():
     """Demand in a region whose reach has no server able to host the service adds nothing."""
-    web = Microservice(name="web", image="w", layers=["l"], compute_per_instance=500.0, service_rate_rps=10.0)
+    web = Microservice(
+        name="web", image="w", layers=["l"], compute_per_instance=500.0, service_rate_rps=10.0
+    )
     problem = MicroserviceProblem(
         name="apart",
         servers=[
@@ -283,7 +313,10 @@ def test_bound_ignores_demand_out_of_reach():
         ],
         layers=[ImageLayer(digest="l", size_bytes=1 * MB)],
         services=[web],
-        demands=[Demand(service=0, region=0, rate_rps=10.0), Demand(service=0, region=1, rate_rps=100.0)],
+        demands=[
+            Demand(service=0, region=0, rate_rps=10.0),
+            Demand(service=0, region=1, rate_rps=100.0),
+        ],
         deployment_window_s=60.0,
     )
     assert throughput_upper_bound(problem) == pytest.approx(10.0)
@@ -293,5 +326,7 @@ def test_bound_ignores_demand_out_of_reach():
 
 def test_bound_without_demand_is_zero():
     """No demand: bound 0."""
-    web = Microservice(name="web", image="w", layers=["l"], compute_per_instance=500.0, service_rate_rps=10.0)
+    web = Microservice(
+        name="web", image="w", layers=["l"], compute_per_instance=500.0, service_rate_rps=10.0
+    )
     assert throughput_upper_bound(single_server([web], [], 1000.0)) == 0.0

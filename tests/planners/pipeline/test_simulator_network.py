@@ -8,6 +8,7 @@ from distplan.models.network import Network, NetworkLink, NetworkNode
 from distplan.models.pipeline import GPU, Cluster, PipelineLayer, PipelinePlan, PipelineProblem
 from distplan.planners.pipeline.clusters import load_cluster, servers
 from distplan.planners.pipeline.simulator import evaluate_plan, simulate
+from distplan.planners.pipeline.simulator_allreduce import ring_steps, two_level_steps
 
 
 def gpipe(k: int) -> list[tuple[int, str]]:
@@ -203,17 +204,39 @@ def test_replica_transfers_split_by_whole_sample_intervals():
         microbatches=1,
         samples_per_microbatch=4,
     )
-    plan = PipelinePlan(
-        stage_of_layer=[0, 1],
-        gpus_of_stage=[[0, 1], [2, 3]],
-        samples_of_replica=[[3, 1], [2, 2]],
-        order_of_stage=[gpipe(1)] * 2,
-        schedule="gpipe",
+    plan = PipelinePlan.model_validate(
+        one_stage([0], None).model_dump()
+        | {
+            "stage_of_layer": [0, 1],
+            "gpus_of_stage": [[0, 1], [2, 3]],
+            "samples_of_replica": [[3, 1], [2, 2]],
+            "order_of_stage": [gpipe(1)] * 2,
+        }
     )
-    sent = sorted(
-        (t.src_gpu, t.dst_gpu, t.nbytes)
-        for t in simulate(problem, plan).transfers
-        if t.kind == "activation"
-    )
+    forward = [t for t in simulate(problem, plan).transfers if t.kind == "activation"]
+    sent = sorted((t.src_gpu, t.dst_gpu, t.nbytes) for t in forward)
     # sender 0 holds samples [0, 3), sender 1 [3, 4); receiver 2 holds [0, 2), receiver 3 [2, 4).
     assert sent == [(0, 2, 200.0), (0, 3, 100.0), (1, 3, 100.0)]
+
+
+def test_ring_allreduce_visits_replicas_server_by_server():
+    """Replicas listed 0, 4, 1, 5 ring as 0 -> 1 -> 4 -> 5 -> 0: each server boundary crossed once per step."""
+    servers_of_replica = ["s0", "s1", "s0", "s1"]  # positions 0..3 hold GPUs 0, 4, 1, 5
+    first_step = ring_steps(servers_of_replica, 8.0)[0]
+    assert sorted((p, q) for p, q, _ in first_step) == [(0, 2), (1, 3), (2, 1), (3, 0)]
+    assert len(ring_steps(servers_of_replica, 8.0)) == 6
+    assert two_level_steps(["s0", "s0", "s0"], 8.0) is None  # one server: ring only
+
+
+def test_one_server_allreduce_is_a_ring():
+    """On nvswitch-8, 4 replicas all-reduce 4e9 bytes by ring: 6 steps of 1e9 bytes at 150e9 B/s."""
+    problem = PipelineProblem(
+        name="ring",
+        layers=[layer("x", params=4e9)],
+        cluster=load_cluster("nvswitch-8"),
+        microbatches=1,
+        samples_per_microbatch=4,
+    )
+    (record,) = simulate(problem, one_stage([0, 1, 2, 3], None)).allreduces
+    assert record.algorithm == "ring" and record.steps == 6
+    assert record.end_s - record.start_s == pytest.approx(6 * 1e9 / 150e9)

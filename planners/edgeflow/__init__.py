@@ -1,0 +1,1 @@
+"""EdgeFlow: DAG partitioning of one DNN inference across heterogeneous edge devices (issue 10)."""

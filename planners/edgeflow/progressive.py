@@ -1,0 +1,214 @@
+"""Ours: EdgeFlow progressive model partitioning (Hu & Li, INFOCOM 2022; reconstruction).
+
+Layers are decided one at a time in topological order. For each layer the
+candidates are: the whole layer on each device, and for ``k = 2 .. max_split`` a
+row split over the ``k`` devices that could finish it soonest, with shares from
+the per-layer LP ("finish the layer as early as possible given where its inputs
+already are", :func:`shares.water_fill`) rounded by largest remainder and refined
+once with the start times the placement actually gets. The candidate whose
+estimated finish is earliest (then fewest bytes moved) is kept.
+
+Improvements over the plain pass (ours):
+
+* aligned splits: rows of a split are laid out in the order of the devices' rows
+  of the main input, and "keep the input's layout" is a candidate, so consecutive
+  split layers exchange only halo rows;
+* look-ahead: candidates are scored by a roll-out of the next layers
+  (:mod:`.rollout`), which lets a split start early when it pays off later;
+* layer fusion (:mod:`.fusion`): a chain of splittable layers runs per device from
+  one input slice, recomputing overlapping halo rows instead of exchanging them;
+* branch concurrency: a branch layer may go whole to an idle device;
+* passes for every split width, plain and with look-ahead; the plan with the
+  lowest latency (timed by :func:`.replay.plan_latency`) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
+from ...models.result import Role, SolveStatus
+from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.registry import register_solver
+from .builder import PlanBuilder, Trial, memory_overflow, parts_from_counts, whole
+from .fusion import best_fused_chain
+from .replay import plan_latency
+from .rollout import follow_trial, rollout_finish
+from .shares import largest_remainder, water_fill
+
+__all__ = ["progressive_plan"]
+
+#: Layers a candidate's roll-out looks ahead.
+DEFAULT_LOOKAHEAD = 8
+
+
+def _layout_order(builder: PlanBuilder, layer: str, devices: list[str]) -> list[str]:
+    """Devices ordered by where their rows of the layer's first input sit (aligned splits)."""
+    problem = builder.problem
+    inputs = problem.layer_by_name[layer].inputs
+    index = {d.name: k for k, d in enumerate(problem.devices)}
+    centre: dict[str, float] = {}
+    if inputs:
+        for unit in builder.pieces[inputs[0]]:
+            centre.setdefault(unit.device, (unit.start + unit.stop) / 2)
+    return sorted(devices, key=lambda d: (centre.get(d, float("inf")), index[d]))
+
+
+def _split_trial(
+    builder: PlanBuilder, layer: str, devices: list[str], ready: dict[str, float]
+) -> Trial | None:
+    """Split ``layer`` over ``devices`` by the share LP; None when a device would get no rows."""
+    problem = builder.problem
+    spec = problem.layer_by_name[layer]
+    per_row = [
+        max(spec.flops_per_row / problem.device_by_name[d].flops_per_s, 1e-12) for d in devices
+    ]
+    ready_s = [ready[d] + problem.device_by_name[d].overhead_s for d in devices]
+    shares = water_fill(ready_s, per_row, spec.out_rows)
+    counts = largest_remainder(shares, spec.out_rows)
+    if min(counts) == 0:
+        return None
+    ordered = _layout_order(builder, layer, devices)
+    by_device = dict(zip(devices, counts, strict=True))
+    return builder.trial(layer, parts_from_counts(ordered, [by_device[d] for d in ordered]))
+
+
+def _best_trial(
+    builder: PlanBuilder, layer: str, position: int, max_split: int, lookahead: int
+) -> tuple[Trial, float]:
+    """The best single-layer candidate and its score (roll-out finish, or its own finish)."""
+    problem = builder.problem
+    pin = problem.pinned_device(layer)
+    if pin is not None:
+        pinned = builder.trial(layer, whole(problem, layer, pin))
+        return pinned, pinned.finish_s
+    singles = {d.name: builder.trial(layer, whole(problem, layer, d.name)) for d in problem.devices}
+    candidates = list(singles.values())
+    spec = problem.layer_by_name[layer]
+    if spec.splittable and spec.out_rows > 1 and spec.work_flops > 0:
+        fastest = sorted(singles, key=lambda d: (singles[d].finish_s, list(singles).index(d)))
+        for k in range(2, min(max_split, len(fastest), spec.out_rows) + 1):
+            chosen = fastest[:k]
+            # First guess of each device's start: when it could start the whole layer.
+            ready = {d: singles[d].units[0].finish_s - _duration(problem, layer, d) for d in chosen}
+            trial = _split_trial(builder, layer, chosen, ready)
+            if trial is not None:
+                candidates.append(trial)
+                # Refine once with the start times this split actually gets.
+                started = {
+                    u.device: u.finish_s - _duration(problem, layer, u.device, u.stop - u.start)
+                    for u in trial.units
+                }
+                refined = _split_trial(builder, layer, chosen, started)
+                if refined is not None:
+                    candidates.append(refined)
+            if lookahead > 0:
+                # Entering a split layout may pay off only later: offer the share LP
+                # without start offsets (shares in proportion to speed) to the roll-out.
+                even = _split_trial(builder, layer, chosen, {d: 0.0 for d in chosen})
+                if even is not None:
+                    candidates.append(even)
+    if spec.splittable and spec.inputs:
+        candidates.append(follow_trial(builder, layer))  # keep the input's layout: halo rows only
+    fitting = [t for t in candidates if builder.fits(layer, [u.device for u in t.units])]
+    candidates = fitting or candidates  # none fits: keep going; the plan is rejected below
+    if lookahead <= 0:
+        best = min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
+        return best, best.finish_s
+    scored = [
+        (rollout_finish(builder, [t], position, lookahead), t.finish_s, t.bytes_moved, k)
+        for k, t in enumerate(candidates)
+    ]
+    score = min(scored)
+    return candidates[score[3]], score[0]
+
+
+def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | None = None) -> float:
+    spec = problem.layer_by_name[layer]
+    speed = problem.device_by_name[device]
+    count = spec.out_rows if rows is None else rows
+    return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
+
+
+def progressive_plan(
+    problem: EdgeflowProblem,
+    max_split: int,
+    lookahead: int = 0,
+    expired: Callable[[], bool] | None = None,
+) -> tuple[EdgeflowPlan, float] | None:
+    """One progressive pass splitting layers over at most ``max_split`` devices.
+
+    With ``lookahead > 0`` each candidate is scored by the estimated finish of
+    the next ``lookahead`` layers when they keep its row layout (a roll-out),
+    instead of by its own finish time alone.
+
+    Returns
+    -------
+    tuple or None
+        The executable plan and its estimated latency in seconds (the builder's
+        estimate, not the simulator's); None when ``expired()`` turned true
+        between two layers.
+    """
+    builder = PlanBuilder(problem)
+    for position, layer in enumerate(problem.topological_names):
+        if expired is not None and expired():
+            return None
+        if layer in builder.pieces:  # placed already, as part of a fused chain
+            continue
+        trial, score = _best_trial(builder, layer, position, max_split, lookahead)
+        fused = None
+        if lookahead > 0:  # fused chains are split over up to every device
+            fused = best_fused_chain(builder, layer, position, lookahead, len(problem.devices))
+        if fused is not None and fused[0] < score:
+            for step in fused[1]:
+                builder.commit(step)
+            continue
+        builder.commit(trial)
+    latency = builder.deliver_outputs()
+    return builder.plan(), latency
+
+
+@register_solver(
+    "edgeflow",
+    kind="edgeflow",
+    role=Role.HEURISTIC,
+    auto_rank=0,
+    extra_options={
+        "lookahead": f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)"
+    },
+    description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, branch concurrency)",
+)
+def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
+    """Run the plain and the look-ahead progressive passes and keep the best estimated plan."""
+    devices = len(problem.devices)
+    lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
+    # Cheap passes first: a time limit cuts the expensive roll-outs, never the plain pass.
+    # The last pass keeps single layers whole and looks twice as far: it weighs fused,
+    # split chains against keeping the model on one fast device.
+    passes = [
+        (devices, 0),
+        *((k, 0) for k in range(1, devices)),
+        (devices, lookahead),
+        (1, 2 * lookahead),
+    ]
+    best: tuple[float, tuple[int, int], EdgeflowPlan] | None = None
+    for max_split, depth in passes:
+        built = progressive_plan(
+            problem, max_split, depth, options.expired if best is not None else None
+        )
+        if built is None:
+            break
+        plan = built[0]
+        latency = plan_latency(problem, plan)
+        if best is None or latency < best[0]:
+            best = (latency, (max_split, depth), plan)
+    assert best is not None
+    overflow = memory_overflow(problem, best[2])
+    if overflow is not None:
+        return SolverOutput(
+            SolveStatus.NO_SOLUTION,
+            metrics={"reason": f"no plan found that fits memory: {overflow}"},
+        )
+    status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
+    metrics = {"max_split": best[1][0], "lookahead": best[1][1]}
+    return SolverOutput(status, plan=best[2], objective=best[0], metrics=metrics)

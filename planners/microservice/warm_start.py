@@ -1,0 +1,100 @@
+"""The heuristic plan the exact solvers start from, computed in a share of the time limit.
+
+Both exact solvers (:mod:`.ilp`, :mod:`.cp_model`) first compute a heuristic
+plan and hand it to their backend as a start: a MIP start for HiGHS, a hint
+for CP-SAT. The heuristics get at most ``hint_share`` (default 0.5) of the
+time left: first the greedy (fast, and the fallback when time is short), then,
+with what is left of the share, LP rounding (option ``hint="lp_round"``, the
+default); the better plan is the start. The exact solvers return the better of
+the backend's incumbent and this plan, so they never serve less than it --
+and at a time limit too short for the exact model to be built, they return it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+
+from ...models.errors import BadInput
+from ...models.microservice import MicroserviceProblem
+from ...models.result import SolveStatus
+from ...solvers.options import SolveOptions, SolverOutput
+
+__all__ = ["HINT_OPTIONS", "backend_options", "heuristic_start", "limited"]
+
+#: The solver options the start reads (name -> meaning).
+HINT_OPTIONS = {
+    "hint": "plan to start from: 'lp_round' (default), 'greedy' or 'none'",
+    "hint_share": "most share of the time left the start plan may use (default 0.5)",
+}
+
+
+def limited(options: SolveOptions, seconds: float) -> SolveOptions:
+    """``options`` with the time limit cut to ``seconds`` from now."""
+    return SolveOptions(
+        time_limit=seconds,
+        seed=options.seed,
+        threads=options.threads,
+        extra=options.extra,
+        started_at=time.monotonic(),
+    )
+
+
+def backend_options(options: SolveOptions) -> SolveOptions:
+    """``options`` for the exact backend: the time left minus a reserve for reading the plan.
+
+    The reserve, ``min(0.5 s, 10 %)`` of the time left, pays for reading the
+    solution, routing the plan by maximum flow and trimming it after the
+    backend stops, so that the solver returns within its limit.
+    """
+    remaining = options.remaining()
+    if math.isinf(remaining):
+        return options
+    return limited(options, max(0.0, remaining - min(0.5, 0.1 * remaining)))
+
+
+def heuristic_start(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput | None:
+    """The start plan chosen by option ``hint`` (module docstring), or None for ``'none'``.
+
+    Returns
+    -------
+    SolverOutput or None
+        The heuristic's output re-labelled for use as an exact solver's fallback:
+        status ``time_limit``, no bound, ``metrics["plan_from"]`` naming the
+        heuristic (the exact solver overwrites it when it keeps the plan).
+
+    Raises
+    ------
+    BadInput
+        On an unknown ``hint`` or a ``hint_share`` outside (0, 1].
+    """
+    hint = options.option("hint", "lp_round")
+    if hint in (False, None, "none"):
+        return None
+    if hint not in ("lp_round", "greedy", True):
+        raise BadInput("options.hint", f"must be 'lp_round', 'greedy' or 'none', got {hint!r}")
+    share = float(options.option("hint_share", 0.5))
+    if not 0.0 < share <= 1.0:
+        raise BadInput("options.hint_share", f"must be in (0, 1], got {share}")
+    remaining = options.remaining()
+    budget = options if math.isinf(remaining) else limited(options, remaining * share)
+    from .greedy import solve_greedy
+
+    start = solve_greedy(problem, budget)
+    if (
+        hint != "greedy"
+        and not budget.expired()
+        and all(importlib.util.find_spec(m) for m in ("pulp", "highspy"))
+    ):
+        from .lp_rounding import solve_lp_round
+
+        rounded = solve_lp_round(problem, budget)
+        if rounded.plan is not None and (rounded.objective or 0.0) > (start.objective or 0.0):
+            start = rounded
+    return SolverOutput(
+        SolveStatus.TIME_LIMIT,
+        plan=start.plan,
+        objective=start.objective,
+        metrics={**start.metrics, "plan_from": f"the start plan ({hint})"},
+    )
