@@ -349,6 +349,9 @@ def build_app() -> typer.Typer:
     root.command("evaluate")(evaluate)
     root.command("solvers")(list_solvers)
     root.command("schema")(schema)
+    from distplan.solvers.bench.cli import register_commands as register_bench_commands
+
+    register_bench_commands(root)
     import_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Build instances from public data.")
     generate_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Generate synthetic instances.")
     root.add_typer(import_app, name="import")

@@ -14,6 +14,7 @@ from . import baselines, cp_model, greedy, ilp, lp_rounding  # noqa: F401  (regi
 from .bounds import throughput_upper_bound
 from .evaluator import evaluate_plan
 from .examples import small_examples
+from .plot import plot_microservice
 
 #: Most edge servers an importer builds (the formulations grow with servers squared).
 MAX_SERVERS = 500
@@ -60,5 +61,6 @@ MICROSERVICE = register_kind(
         importers=(Command("dockerhub", import_dockerhub_command, "Build a microservice instance from Docker Hub layers."),),
         examples=_examples,
         describe=_describe,
+        plot=plot_microservice,
     )
 )

@@ -13,6 +13,7 @@ from ...solvers.registry import Command, Example, ProblemKind, register_kind
 from . import baselines, exact_cpsat, pipedream_dp, topology_planner  # noqa: F401  (register solvers)
 from .bounds import iteration_lower_bound, memory_infeasibility
 from .examples import small_examples
+from .plot import plot_pipeline
 from .simulator import evaluate_plan
 
 #: Most micro-batches an importer accepts (a larger K is a typo).
@@ -77,5 +78,6 @@ PIPELINE = register_kind(
         ),
         examples=_examples,
         describe=_describe,
+        plot=plot_pipeline,
     )
 )
