@@ -26,7 +26,9 @@ def _bootstrap_package() -> None:
     if importlib.util.find_spec("distplan") is not None:
         return
     root = Path(__file__).resolve().parent
-    spec = importlib.util.spec_from_file_location("distplan", root / "__init__.py", submodule_search_locations=[str(root)])
+    spec = importlib.util.spec_from_file_location(
+        "distplan", root / "__init__.py", submodule_search_locations=[str(root)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["distplan"] = module
@@ -50,7 +52,11 @@ EXIT_OK, EXIT_SOLVER_ERROR, EXIT_BAD_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
 _state = {"debug": False}
 
 
-def _root(debug: Annotated[bool, typer.Option("--debug", help="print tracebacks of unexpected errors")] = False) -> None:
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="print tracebacks of unexpected errors")
+    ] = False,
+) -> None:
     _state["debug"] = debug
 
 
@@ -85,7 +91,12 @@ def _guarded(function: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if _state["debug"]:
                 raise
-            _fail([f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"], EXIT_SOLVER_ERROR)
+            _fail(
+                [
+                    f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+                ],
+                EXIT_SOLVER_ERROR,
+            )
 
     run.__name__ = function.__name__
     run.__doc__ = function.__doc__
@@ -139,18 +150,29 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 @_guarded
 def solve(
     instance: Annotated[Path, typer.Argument(help="instance JSON file")],
-    solver: Annotated[str, typer.Option(help="solver name (see `distplan solvers`) or auto")] = "auto",
+    solver: Annotated[
+        str, typer.Option(help="solver name (see `distplan solvers`) or auto")
+    ] = "auto",
     time_limit: Annotated[float, typer.Option(help="seconds")] = 60.0,
     seed: Annotated[int, typer.Option(help="random seed, 0 to 2^31-1")] = 0,
     threads: Annotated[int, typer.Option(help="worker threads")] = 1,
-    option: Annotated[list[str] | None, typer.Option("--option", help="solver option KEY=VALUE (repeatable)")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="solver option KEY=VALUE (repeatable)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result JSON instead of a summary")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the result JSON instead of a summary")
+    ] = False,
 ) -> None:
     """Solve an instance and print the plan and its objective (exit 0 plan, 1 error, 3 no plan)."""
     problem = _load_problem(instance)
     result = solve_problem(
-        problem, solver, time_limit=time_limit, seed=seed, threads=threads, options=_parse_options(option or [])
+        problem,
+        solver,
+        time_limit=time_limit,
+        seed=seed,
+        threads=threads,
+        options=_parse_options(option or []),
     )
     payload = result.to_json()
     if out is not None:
@@ -182,7 +204,9 @@ def _print_summary(problem: Any, result: SolveResult) -> None:
 @_guarded
 def evaluate(
     instance: Annotated[Path, typer.Argument(help="instance JSON file")],
-    result_file: Annotated[Path, typer.Argument(metavar="RESULT", help="result JSON from `solve --out`")],
+    result_file: Annotated[
+        Path, typer.Argument(metavar="RESULT", help="result JSON from `solve --out`")
+    ],
 ) -> None:
     """Re-check a result's plan with the kind's independent evaluator (exit 0 feasible, 1 not, 2 bad input)."""
     problem = _load_problem(instance)
@@ -192,10 +216,14 @@ def evaluate(
     except ValidationError as exc:
         raise _Lines(_validation_lines(str(result_file), exc)) from exc
     if result.kind != problem.kind:
-        raise BadInput(f"{result_file}: kind", f"result is for {result.kind!r}, the instance is {problem.kind!r}")
+        raise BadInput(
+            f"{result_file}: kind",
+            f"result is for {result.kind!r}, the instance is {problem.kind!r}",
+        )
     if result.instance_name != problem.name:
         raise BadInput(
-            f"{result_file}: instance_name", f"result is for instance {result.instance_name!r}, not {problem.name!r}"
+            f"{result_file}: instance_name",
+            f"result is for instance {result.instance_name!r}, not {problem.name!r}",
         )
     if result.instance_hash is not None and result.instance_hash != content_hash(problem):
         raise BadInput(
@@ -205,7 +233,11 @@ def evaluate(
     if result.plan is None:
         raise BadInput(f"{result_file}: plan", f"the result has no plan (status {result.status})")
     evaluation = problem_kind(problem.kind).evaluate(problem, result.plan)
-    verdict = {"feasible": evaluation.feasible, "objective": evaluation.objective, "violations": evaluation.violations}
+    verdict = {
+        "feasible": evaluation.feasible,
+        "objective": evaluation.objective,
+        "violations": evaluation.violations,
+    }
     typer.echo(json.dumps(verdict))
     raise typer.Exit(code=EXIT_OK if evaluation.feasible else EXIT_SOLVER_ERROR)
 
@@ -239,7 +271,13 @@ def list_solvers(
 
     table = Table("name", "kind", "role", "available", "description")
     for row in rows:
-        table.add_row(str(row["name"]), str(row["kind"]), str(row["role"]), "yes" if row["available"] else "no", str(row["description"]))
+        table.add_row(
+            str(row["name"]),
+            str(row["kind"]),
+            str(row["role"]),
+            "yes" if row["available"] else "no",
+            str(row["description"]),
+        )
     Console().print(table)
 
 
@@ -264,10 +302,14 @@ def _with_out(command: Command) -> Callable[..., None]:
         "out",
         inspect.Parameter.KEYWORD_ONLY,
         default=None,
-        annotation=Annotated[Path | None, typer.Option(help="write the instance JSON here (default: print it)")],
+        annotation=Annotated[
+            Path | None, typer.Option(help="write the instance JSON here (default: print it)")
+        ],
     )
     parameters = [
-        parameter.replace(annotation=hints.get(name, parameter.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
+        parameter.replace(
+            annotation=hints.get(name, parameter.annotation), kind=inspect.Parameter.KEYWORD_ONLY
+        )
         for name, parameter in inspect.signature(function).parameters.items()
     ]
 
@@ -289,7 +331,9 @@ def _with_out(command: Command) -> Callable[..., None]:
 
 
 def _click_command(command: Command) -> Any:
-    single = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+    single = typer.Typer(
+        add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False
+    )
     single.command(command.name, help=command.help or command.function.__doc__)(_with_out(command))
     return typer.main.get_command(single)
 
@@ -298,7 +342,11 @@ def _mount(group: typer.Typer, commands_by_kind: dict[str, dict[str, Command]], 
     """Mount one subcommand per name; a name several kinds share dispatches on ``--kind``."""
     names = sorted({name for by_name in commands_by_kind.values() for name in by_name})
     for name in names:
-        owners = {kind: by_name[name] for kind, by_name in sorted(commands_by_kind.items()) if name in by_name}
+        owners = {
+            kind: by_name[name]
+            for kind, by_name in sorted(commands_by_kind.items())
+            if name in by_name
+        }
         if len(owners) == 1:
             (command,) = owners.values()
             group.command(name, help=command.help or command.function.__doc__)(_with_out(command))
@@ -307,13 +355,19 @@ def _mount(group: typer.Typer, commands_by_kind: dict[str, dict[str, Command]], 
 
 
 def _mount_dispatcher(group: typer.Typer, name: str, owners: dict[str, Command], verb: str) -> None:
-    default = next((kind for kind, command in owners.items() if command.default), next(iter(owners)))
+    default = next(
+        (kind for kind, command in owners.items() if command.default), next(iter(owners))
+    )
     kinds_text = ", ".join(owners)
 
     @group.command(
         name,
         help=f"{verb} {name} for kind {kinds_text} (--kind, default {default}); --kind K --help for its options.",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        context_settings={
+            "ignore_unknown_options": True,
+            "allow_extra_args": True,
+            "help_option_names": [],
+        },
     )
     def dispatch(
         ctx: typer.Context,
@@ -322,7 +376,9 @@ def _mount_dispatcher(group: typer.Typer, name: str, owners: dict[str, Command],
         if kind not in owners:
             _fail([f"--kind: {name} builds {kinds_text} instances, not {kind!r}"])
         code = _click_command(owners[kind]).main(
-            args=list(ctx.args), prog_name=f"distplan {verb} {name} --kind {kind}", standalone_mode=False
+            args=list(ctx.args),
+            prog_name=f"distplan {verb} {name} --kind {kind}",
+            standalone_mode=False,
         )
         if isinstance(code, int) and code:
             raise typer.Exit(code=code)
@@ -352,12 +408,24 @@ def build_app() -> typer.Typer:
     from distplan.solvers.bench.cli import register_commands as register_bench_commands
 
     register_bench_commands(root)
-    import_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Build instances from public data.")
-    generate_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Generate synthetic instances.")
+    import_app = typer.Typer(
+        no_args_is_help=True, rich_markup_mode=None, help="Build instances from public data."
+    )
+    generate_app = typer.Typer(
+        no_args_is_help=True, rich_markup_mode=None, help="Generate synthetic instances."
+    )
     root.add_typer(import_app, name="import")
     root.add_typer(generate_app, name="generate")
-    _mount(import_app, {kind: {c.name: c for c in problem_kind(kind).importers} for kind in kinds()}, "import")
-    _mount(generate_app, {kind: {c.name: c for c in problem_kind(kind).generators} for kind in kinds()}, "generate")
+    _mount(
+        import_app,
+        {kind: {c.name: c for c in problem_kind(kind).importers} for kind in kinds()},
+        "import",
+    )
+    _mount(
+        generate_app,
+        {kind: {c.name: c for c in problem_kind(kind).generators} for kind in kinds()},
+        "generate",
+    )
     return root
 
 
@@ -375,7 +443,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         return EXIT_SOLVER_ERROR
-    except typer.TyperException as exc:  # usage errors: unknown option, missing or malformed argument
+    except (
+        typer.TyperException
+    ) as exc:  # usage errors: unknown option, missing or malformed argument
         context = getattr(exc, "ctx", None)
         where = f"{context.command_path}: " if context is not None else ""
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)

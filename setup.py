@@ -8,7 +8,17 @@ lives in pyproject.toml.
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
-NOT_PACKAGES = ["tests", "tests.*", "benchmarks", "benchmarks.*", "scripts", "scripts.*", "instances", "build", "build.*"]
+NOT_PACKAGES = [
+    "tests",
+    "tests.*",
+    "benchmarks",
+    "benchmarks.*",
+    "scripts",
+    "scripts.*",
+    "instances",
+    "build",
+    "build.*",
+]
 
 
 class BuildPy(build_py):
@@ -21,6 +31,9 @@ class BuildPy(build_py):
 
 setup(
     package_dir={"distplan": "."},
-    packages=["distplan", *(f"distplan.{name}" for name in find_packages(where=".", exclude=NOT_PACKAGES))],
+    packages=[
+        "distplan",
+        *(f"distplan.{name}" for name in find_packages(where=".", exclude=NOT_PACKAGES)),
+    ],
     cmdclass={"build_py": BuildPy},
 )

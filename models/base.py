@@ -43,7 +43,9 @@ class StrictModel(BaseModel):
     instance file is an error that names the field instead of being ignored.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
     #: Whether every number must be finite and at most :data:`MAX_MAGNITUDE` (off for results).
     check_numbers: ClassVar[bool] = True

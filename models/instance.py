@@ -12,7 +12,15 @@ from .base import ProblemBase
 from .errors import BadInput
 from .kinds import problem_type
 
-__all__ = ["MAX_FILE_BYTES", "MAX_JSON_DEPTH", "content_hash", "load_instance", "parse_instance", "problem_schema", "read_json"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_JSON_DEPTH",
+    "content_hash",
+    "load_instance",
+    "parse_instance",
+    "problem_schema",
+    "read_json",
+]
 
 #: Largest instance or result file read, in bytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -59,11 +67,15 @@ def read_json(path: str | Path) -> Any:
         raise BadInput(source, f"not UTF-8 text (byte {exc.start})") from exc
     depth = _json_depth(text)
     if depth > MAX_JSON_DEPTH:
-        raise BadInput(source, f"JSON nests {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted")
+        raise BadInput(
+            source, f"JSON nests {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadInput(source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise BadInput(
+            source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
     except (RecursionError, ValueError) as exc:
         raise BadInput(source, f"not valid JSON: {exc}") from exc
 

@@ -57,7 +57,9 @@ def discover() -> None:
             name = f"{package.__name__}.{info.name}.kind"
             if info.ispkg and importlib.util.find_spec(name) is not None:
                 importlib.import_module(name)
-        for entry in sorted(importlib.metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        for entry in sorted(
+            importlib.metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name
+        ):
             importlib.import_module(entry.value)
 
 

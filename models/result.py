@@ -43,6 +43,7 @@ class Role(StrEnum):
 
 Sense = Literal["min", "max"]
 
+
 def relative_gap(objective: float | None, bound: float | None) -> float | None:
     """Return ``|objective - bound| / |objective|``, or None when undefined."""
     if objective is None or bound is None:
@@ -79,7 +80,9 @@ class SolveResult(StrictModel):
         :func:`~distplan.models.instance.content_hash` of the instance solved.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=True
+    )
     check_numbers: ClassVar[bool] = False
 
     schema_version: Literal[2] = SCHEMA_VERSION
@@ -127,7 +130,9 @@ class SolveResult(StrictModel):
 
     def summary(self) -> str:
         """A short human-readable description."""
-        parts = [f"{self.kind} '{self.instance_name}' by {self.solver} ({self.role}): {self.status}"]
+        parts = [
+            f"{self.kind} '{self.instance_name}' by {self.solver} ({self.role}): {self.status}"
+        ]
         if self.objective is not None:
             parts.append(f"objective {self.objective:.6g}")
         if self.bound is not None:
@@ -149,7 +154,9 @@ class Evaluation(StrictModel):
     be replayed); ``violations`` names every broken constraint.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=True
+    )
     check_numbers: ClassVar[bool] = False
 
     feasible: bool

@@ -77,20 +77,28 @@ def solve(
         The solver needs a package that is not installed.
     """
     if not isinstance(problem, ProblemBase):
-        raise BadInput("problem", f"expected a distplan problem model, got {type(problem).__name__}")
+        raise BadInput(
+            "problem", f"expected a distplan problem model, got {type(problem).__name__}"
+        )
     _check_arguments(time_limit, seed, threads)
     kind = problem_kind(problem.kind)
     problem = _revalidated(problem)
     spec = get_solver(solver, kind.name)
     extra = _checked_options(spec, options)
-    run_options = SolveOptions(time_limit=float(time_limit), seed=int(seed), threads=int(threads), extra=extra)
+    run_options = SolveOptions(
+        time_limit=float(time_limit), seed=int(seed), threads=int(threads), extra=extra
+    )
     output = _run(problem, kind, spec, run_options)
     runtime_s = time.monotonic() - run_options.started_at
     return _finish(problem, kind, spec, output, runtime_s, int(seed))
 
 
 def _check_arguments(time_limit: Any, seed: Any, threads: Any) -> None:
-    if isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or not (time_limit > 0):
+    if (
+        isinstance(time_limit, bool)
+        or not isinstance(time_limit, int | float)
+        or not (time_limit > 0)
+    ):
         raise BadInput("time_limit", f"must be positive seconds, got {time_limit!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise BadInput("seed", f"must be an integer from 0 to {MAX_SEED}, got {seed!r}")
@@ -113,7 +121,10 @@ def _checked_options(spec: SolverSpec, options: Mapping[str, Any] | None) -> dic
     unknown = sorted(set(extra) - set(spec.extra_options))
     if unknown:
         valid = ", ".join(sorted(spec.extra_options)) or "none"
-        raise BadInput(f"options.{unknown[0]}", f"unknown option for solver {spec.name!r}; valid options: {valid}")
+        raise BadInput(
+            f"options.{unknown[0]}",
+            f"unknown option for solver {spec.name!r}; valid options: {valid}",
+        )
     return extra
 
 
@@ -132,11 +143,19 @@ def _run(problem: Any, kind: ProblemKind, spec: SolverSpec, options: SolveOption
         return SolverOutput(SolveStatus.ERROR, metrics={"reason": str(exc)})
     except Exception as exc:  # a solver bug must not escape solve()
         logger.exception("solver %s failed", spec.name)
-        return SolverOutput(SolveStatus.ERROR, metrics={"reason": f"solver {spec.name} failed: {type(exc).__name__}: {exc}"})
+        return SolverOutput(
+            SolveStatus.ERROR,
+            metrics={"reason": f"solver {spec.name} failed: {type(exc).__name__}: {exc}"},
+        )
 
 
 def _finish(
-    problem: Any, kind: ProblemKind, spec: SolverSpec, output: SolverOutput, runtime_s: float, seed: int
+    problem: Any,
+    kind: ProblemKind,
+    spec: SolverSpec,
+    output: SolverOutput,
+    runtime_s: float,
+    seed: int,
 ) -> SolveResult:
     """Re-check the plan with the evaluator, merge bounds and build the result."""
     metrics = dict(output.metrics)
@@ -153,8 +172,14 @@ def _finish(
         status, objective, evaluator_objective, reason = _check_plan(
             problem, kind, spec, plan, output.objective, metrics, violations, status, reason
         )
-    bound = _merge_bounds(kind, problem, output.bound, objective if status in HAS_PLAN else None, metrics)
-    if objective is not None and bound is not None and status in (SolveStatus.FEASIBLE, SolveStatus.TIME_LIMIT):
+    bound = _merge_bounds(
+        kind, problem, output.bound, objective if status in HAS_PLAN else None, metrics
+    )
+    if (
+        objective is not None
+        and bound is not None
+        and status in (SolveStatus.FEASIBLE, SolveStatus.TIME_LIMIT)
+    ):
         if _close(objective, bound):
             status = SolveStatus.OPTIMAL
     return SolveResult(
@@ -191,29 +216,60 @@ def _check_plan(
 ) -> tuple[SolveStatus, float | None, float | None, str | None]:
     """Evaluate ``plan``: (status, reported objective, evaluator objective, reason)."""
     if not isinstance(plan, kind.plan_type):
-        return SolveStatus.ERROR, None, None, f"solver {spec.name} returned a {type(plan).__name__}, not a {kind.name} plan"
+        return (
+            SolveStatus.ERROR,
+            None,
+            None,
+            f"solver {spec.name} returned a {type(plan).__name__}, not a {kind.name} plan",
+        )
     try:
         evaluation = kind.evaluate(problem, plan)
     except Exception as exc:
         logger.exception("evaluator of %s failed", kind.name)
-        return SolveStatus.ERROR, None, None, f"the {kind.name} evaluator failed: {type(exc).__name__}: {exc}"
+        return (
+            SolveStatus.ERROR,
+            None,
+            None,
+            f"the {kind.name} evaluator failed: {type(exc).__name__}: {exc}",
+        )
     if evaluation.metrics:
         metrics["evaluation"] = evaluation.metrics
     if not evaluation.feasible:
-        logger.error("solver %s returned a plan the evaluator rejects: %s", spec.name, evaluation.violations)
+        logger.error(
+            "solver %s returned a plan the evaluator rejects: %s", spec.name, evaluation.violations
+        )
         violations.extend(evaluation.violations)
-        return SolveStatus.ERROR, None, evaluation.objective, f"the evaluator rejects the plan of {spec.name}"
+        return (
+            SolveStatus.ERROR,
+            None,
+            evaluation.objective,
+            f"the evaluator rejects the plan of {spec.name}",
+        )
     if evaluation.objective is None or not math.isfinite(evaluation.objective):
-        return SolveStatus.ERROR, None, evaluation.objective, "the evaluator found no finite objective"
+        return (
+            SolveStatus.ERROR,
+            None,
+            evaluation.objective,
+            "the evaluator found no finite objective",
+        )
     if solver_objective is None or not _close(solver_objective, evaluation.objective):
-        logger.warning("solver %s reports objective %s, evaluator finds %s", spec.name, solver_objective, evaluation.objective)
+        logger.warning(
+            "solver %s reports objective %s, evaluator finds %s",
+            spec.name,
+            solver_objective,
+            evaluation.objective,
+        )
         metrics["solver_objective"] = solver_objective
         metrics["objective_mismatch"] = True
     return status, evaluation.objective, evaluation.objective, reason
 
 
 def _merge_bounds(
-    kind: ProblemKind, problem: Any, solver_bound: float | None, objective: float | None, metrics: dict[str, Any]
+    kind: ProblemKind,
+    problem: Any,
+    solver_bound: float | None,
+    objective: float | None,
+    metrics: dict[str, Any],
 ) -> float | None:
     """The tightest valid bound among the solver's and the kind's closed-form one.
 
@@ -236,7 +292,12 @@ def _merge_bounds(
         if objective is not None:
             beaten = objective < value if kind.sense == "min" else objective > value
             if beaten and not _close(objective, value):
-                logger.warning("%s bound %s contradicts the feasible objective %s; dropped", source, value, objective)
+                logger.warning(
+                    "%s bound %s contradicts the feasible objective %s; dropped",
+                    source,
+                    value,
+                    objective,
+                )
                 metrics.setdefault("dropped_bound", []).append(
                     f"{source} bound {value:.6g} contradicts the feasible objective {objective:.6g}"
                 )

@@ -252,7 +252,9 @@ def problem_kind(name: str) -> ProblemKind:
     """
     _load_planners()
     if name not in _KINDS:
-        raise BadInput("kind", f"unknown problem kind {name!r}; known kinds: {', '.join(sorted(_KINDS))}")
+        raise BadInput(
+            "kind", f"unknown problem kind {name!r}; known kinds: {', '.join(sorted(_KINDS))}"
+        )
     return _KINDS[name]
 
 
@@ -290,8 +292,12 @@ def get_solver(name: str, kind: str) -> SolverSpec:
     valid = ", ".join(["auto", *(s.name for s in candidates)])
     spec = _SOLVERS.get((kind, name))
     if spec is None:
-        raise BadInput("solver", f"unknown solver {name!r} for {kind} problems; valid solvers: {valid}")
+        raise BadInput(
+            "solver", f"unknown solver {name!r} for {kind} problems; valid solvers: {valid}"
+        )
     if not spec.available:
         missing = spec.missing
-        raise BackendMissing(f"solver {name!r} needs {', '.join(missing)}: pip install {' '.join(missing)}")
+        raise BackendMissing(
+            f"solver {name!r} needs {', '.join(missing)}: pip install {' '.join(missing)}"
+        )
     return spec

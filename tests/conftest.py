@@ -22,5 +22,7 @@ def repo() -> Path:
 def shared_data() -> Path:
     """``../shared/data``; tests that need it fail (never skip) when it is missing."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"../shared/data not found beside the repository ({SHARED_DATA}); CI lays it there")
+        pytest.fail(
+            f"../shared/data not found beside the repository ({SHARED_DATA}); CI lays it there"
+        )
     return SHARED_DATA

@@ -30,7 +30,9 @@ def test_solve_prints_plan_and_writes_result(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "stage 0:" in result.output and "objective" in result.output
     saved = json.loads(out.read_text())
-    assert saved["schema_version"] == 2 and saved["kind"] == "pipeline" and saved["role"] == "baseline"
+    assert (
+        saved["schema_version"] == 2 and saved["kind"] == "pipeline" and saved["role"] == "baseline"
+    )
     checked = invoke("evaluate", PIPELINE, out)
     assert checked.exit_code == 0, checked.output
     verdict = json.loads(checked.output)
@@ -41,7 +43,15 @@ def test_solve_prints_plan_and_writes_result(tmp_path: Path) -> None:
 def test_solve_json_is_clean_json() -> None:
     """--json prints only the result JSON on stdout."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "cli.py"), "solve", str(PIPELINE), "--solver", "uniform", "--json"],
+        [
+            sys.executable,
+            str(REPO / "cli.py"),
+            "solve",
+            str(PIPELINE),
+            "--solver",
+            "uniform",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -85,7 +95,9 @@ def test_import_pipedream(tmp_path: Path, shared_data: Path) -> None:
     """import pipedream builds a valid instance from a profile and a preset."""
     out = tmp_path / "inst.json"
     graph = shared_data / "pipedream_profiles" / "alexnet" / "graph.txt"
-    result = invoke("import", "pipedream", graph, "--cluster", "dgx1-8", "--microbatches", "4", "--out", out)
+    result = invoke(
+        "import", "pipedream", graph, "--cluster", "dgx1-8", "--microbatches", "4", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["microbatches"] == 4
 
@@ -95,7 +107,18 @@ def test_import_pipedream(tmp_path: Path, shared_data: Path) -> None:
     [
         (["solve", "/no/such/file.json"], "cannot read"),
         (["solve", PIPELINE, "--solver", "nope"], "unknown solver 'nope'"),
-        (["import", "pipedream", "/no/such/graph.txt", "--cluster", "dgx1-8", "--microbatches", "4"], "cannot read"),
+        (
+            [
+                "import",
+                "pipedream",
+                "/no/such/graph.txt",
+                "--cluster",
+                "dgx1-8",
+                "--microbatches",
+                "4",
+            ],
+            "cannot read",
+        ),
         (["solvers", "--kind", "nope"], "unknown problem kind"),
     ],
 )
@@ -141,14 +164,22 @@ layer_mutations = st.tuples(
     st.sampled_from(["forward_s", "activation_bytes", "parameter_bytes"]),
     st.one_of(
         st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False),
-        st.text(max_size=3).filter(lambda text: not _is_number(text)),  # "0" is a number, validly coerced
+        st.text(max_size=3).filter(
+            lambda text: not _is_number(text)
+        ),  # "0" is a number, validly coerced
         st.none(),
     ),
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutation=st.one_of(top_level_mutations.map(lambda m: ("top", *m)), layer_mutations.map(lambda m: ("layer", *m))))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    mutation=st.one_of(
+        top_level_mutations.map(lambda m: ("top", *m)), layer_mutations.map(lambda m: ("layer", *m))
+    )
+)
 def test_malformed_instances_exit_2_naming_the_field(tmp_path: Path, mutation) -> None:
     """Hypothesis-mutated instances exit 2 with a message naming the broken field and no traceback."""
     data = base_instance()

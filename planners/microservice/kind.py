@@ -58,7 +58,13 @@ MICROSERVICE = register_kind(
         evaluate=evaluate_plan,
         bound=throughput_upper_bound,
         objective_label="served throughput (requests/s)",
-        importers=(Command("dockerhub", import_dockerhub_command, "Build a microservice instance from Docker Hub layers."),),
+        importers=(
+            Command(
+                "dockerhub",
+                import_dockerhub_command,
+                "Build a microservice instance from Docker Hub layers.",
+            ),
+        ),
         examples=_examples,
         describe=_describe,
         plot=plot_microservice,

@@ -36,11 +36,15 @@ def two_servers_one_nic_each() -> Cluster:
     gpus = []
     for server in range(2):
         nodes.append(NetworkNode(name=f"s{server}-pcie", role="forward"))
-        links.append(NetworkLink(source=f"s{server}-pcie", target="tor", bandwidth_bytes_per_s=1.25e9))
+        links.append(
+            NetworkLink(source=f"s{server}-pcie", target="tor", bandwidth_bytes_per_s=1.25e9)
+        )
         for index in range(2):
             name = f"s{server}g{index}"
             nodes.append(NetworkNode(name=name, role="compute"))
-            links.append(NetworkLink(source=name, target=f"s{server}-pcie", bandwidth_bytes_per_s=50e9))
+            links.append(
+                NetworkLink(source=name, target=f"s{server}-pcie", bandwidth_bytes_per_s=50e9)
+            )
             gpus.append(GPU(name=name, memory_bytes=16e9, node=name, server=f"s{server}"))
     return Cluster(gpus=gpus, network=Network(nodes=nodes, links=links))
 
@@ -52,7 +56,9 @@ def small_examples() -> list[PipelineProblem]:
         {**shared_nic.model_dump(), "cluster": two_servers_one_nic_each().model_dump()}
     )
     diamond = _chain("diamond", [0.002, 0.001, 0.003, 0.002], 2, 4)
-    diamond = PipelineProblem.model_validate({**diamond.model_dump(), "edges": [(0, 1), (0, 2), (1, 3), (2, 3)]})
+    diamond = PipelineProblem.model_validate(
+        {**diamond.model_dump(), "edges": [(0, 1), (0, 2), (1, 3), (2, 3)]}
+    )
     return [
         _chain("chain-balanced", [0.001, 0.001, 0.001, 0.001], 2, 4),
         _chain("chain-unbalanced", [0.004, 0.001, 0.001, 0.002, 0.003], 3, 2),
