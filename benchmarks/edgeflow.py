@@ -11,27 +11,19 @@ and planning times (median of ``--repeats`` runs for ours, one run for the rest)
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import distplan
 from distplan.models.result import HAS_PLAN
+from distplan.solvers.bench.timing import timed_solve
 from distplan.solvers.registry import solvers
 
 OURS = "edgeflow"
 INSTANCES = Path(__file__).resolve().parents[1] / "instances" / "edgeflow"
 
 
-def run(problem, solver: str, repeats: int, time_limit: float):
-    """Solve ``repeats`` times; the (deterministic) result and the median planning seconds."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = distplan.solve(problem, solver, time_limit=time_limit, seed=0)
-        times.append(time.perf_counter() - start)
-    return result, statistics.median(times)
+run = timed_solve
 
 
 def ms(value: float | None) -> str:

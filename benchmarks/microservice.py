@@ -45,6 +45,7 @@ from pathlib import Path
 import distplan
 from distplan.models.microservice import MicroserviceProblem
 from distplan.models.result import HAS_PLAN, SolveResult
+from distplan.solvers.bench.timing import timed_solve
 
 EXACT = ("ilp", "cpsat")
 OURS = ("ilp", "cpsat", "lp_round", "greedy")
@@ -69,14 +70,7 @@ SWEEP_FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 SWEEP_SEEDS = (201, 202, 203)
 
 
-def run(problem, solver: str, repeats: int, time_limit: float, threads: int):
-    """Solve ``repeats`` times with seed 0; return the last result and the median planning seconds."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = distplan.solve(problem, solver, time_limit=time_limit, seed=0, threads=threads)
-        times.append(time.perf_counter() - start)
-    return result, statistics.median(times)
+run = timed_solve
 
 
 def fmt(value: float | None, spec: str = ".1f") -> str:

@@ -15,26 +15,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import distplan
 from distplan.models.result import HAS_PLAN
+from distplan.solvers.bench.timing import timed_solve
 
 OURS = "topo"
 BASELINES = ("uniform", "balance_by_time", "gpipe_dp", "alpa_dp", "pipedream_dp")
 INSTANCES = Path(__file__).resolve().parents[1] / "instances" / "pipeline"
 
 
-def run(problem, solver: str, repeats: int, time_limit: float):
-    """Solve ``repeats`` times; return the (deterministic) result and the median planning seconds."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = distplan.solve(problem, solver, time_limit=time_limit, seed=0)
-        times.append(time.perf_counter() - start)
-    return result, statistics.median(times)
+run = timed_solve
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
