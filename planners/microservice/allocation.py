@@ -20,13 +20,20 @@ upper-bounds what integer instance counts on the same pairs can serve.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import highspy
 import numpy as np
 
 from ...models.microservice import MicroserviceProblem
+from ...solvers.lazy import lazy_module
 from ...solvers.quiet import stdout_to_stderr
 from .formulation import FormulationIndex
+
+if TYPE_CHECKING:
+    import highspy
+else:
+    highspy = lazy_module("highspy", "highspy")
+
 
 __all__ = ["ThroughputLP"]
 

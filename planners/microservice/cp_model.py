@@ -49,18 +49,24 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from ...models.microservice import MicroservicePlan, MicroserviceProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.cpsat import solve_cpsat
+from ...solvers.lazy import lazy_module
 from ...solvers.milp import BuildTimeout, check_deadline, checked
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .placement import budget_violations, empty_output, link_key, solver_output
 from .warm_start import HINT_OPTIONS, backend_options, heuristic_start, limited
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model", "ortools")
+
 
 __all__ = [
     "SOLVER_NAME",

@@ -103,13 +103,13 @@ import itertools
 import logging
 import math
 import time
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from ...models.errors import BadInput
 from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Evaluation, Role, SolveStatus
 from ...solvers.cpsat import CpSatOutcome, solve_cpsat
+from ...solvers.lazy import lazy_module
 from ...solvers.options import InfeasibleProblem, SolveOptions, SolverOutput
 from ...solvers.registry import get_solver, register_solver
 from .exact_data import (
@@ -127,6 +127,12 @@ from .finalize import best_of, simulate_candidates, to_output
 from .list_schedule import list_schedule
 from .schedules import Task, make_plan
 from .simulator import evaluate_plan
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model", "ortools")
+
 
 __all__ = ["solve_exact_cpsat"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from ...models.pipeline import PipelineProblem
+from ...solvers.lazy import lazy_module
 
 #: Default number of blocks the layers are coarsened to.
 from .exact_data import (
@@ -24,6 +24,12 @@ from .exact_data import (
     one_sided_lag_terms,
     transfer_lag_terms,
 )
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model", "ortools")
+
 
 # ---------------------------------------------------------------------------- model
 
