@@ -71,7 +71,9 @@ def test_example_plan_is_accepted_and_deterministic(kind: str, index: int, solve
     result = _solve(kind, index, solver)
     _check_contract(example.problem, result)
     spec = next(s for s in solvers(kind) if s.name == solver)
-    if spec.deterministic:
+    # Examples finish before the limit, so every solver must repeat itself; ``deterministic``
+    # promises more (the same plan when a time limit cuts the search).
+    if result.status is not SolveStatus.TIME_LIMIT:
         again = distplan.solve(example.problem, solver, time_limit=EXAMPLE_TIME_LIMIT_S, seed=0)
         assert again.plan == result.plan, "same instance, solver and seed must give the same plan"
     if spec.exact and result.status is SolveStatus.OPTIMAL and example.optimum is not None:

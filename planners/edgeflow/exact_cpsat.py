@@ -52,6 +52,7 @@ def _ticks(seconds: float) -> int:
 
 @register_solver(
     "cpsat-whole-layer",
+    deterministic=False,
     kind="edgeflow",
     role=Role.HEURISTIC,
     needs=("ortools",),

@@ -170,6 +170,7 @@ def progressive_plan(
 
 @register_solver(
     "edgeflow",
+    deterministic=False,
     kind="edgeflow",
     role=Role.HEURISTIC,
     auto_rank=0,

@@ -366,6 +366,7 @@ SOLVER_NAME = "cpsat"
 
 @register_solver(
     SOLVER_NAME,
+    deterministic=False,
     kind="microservice",
     role=Role.EXACT,
     needs=("ortools",),

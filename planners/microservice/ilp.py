@@ -362,6 +362,7 @@ def _empty_output(problem: MicroserviceProblem) -> SolverOutput:
 
 @register_solver(
     "ilp",
+    deterministic=False,
     kind="microservice",
     role=Role.EXACT,
     needs=("pulp", "highspy"),

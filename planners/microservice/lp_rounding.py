@@ -185,6 +185,7 @@ def _values(milp: MilpModel) -> dict[str, dict]:
 
 @register_solver(
     "lp_round",
+    deterministic=False,
     kind="microservice",
     role=Role.APPROXIMATION,
     needs=("pulp", "highspy"),

@@ -265,6 +265,7 @@ def alpa_stage_dp(
 
 @register_solver(
     "alpa_dp",
+    honours_time_limit=False,
     kind="pipeline",
     role=Role.BASELINE,
     description="Alpa inter-op stage DP (Zheng et al. OSDI 2022, Sec. 5): gradient sync / K, host-aligned submeshes",

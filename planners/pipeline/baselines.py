@@ -118,6 +118,7 @@ def _equal_counts(problem: PipelineProblem, num_stages: int) -> list[int]:
 
 @register_solver(
     "uniform",
+    honours_time_limit=False,
     kind="pipeline",
     role=Role.BASELINE,
     description="GPipe (Huang et al. 2019): equal layer counts per stage, N/S replicas per stage, best S",
@@ -201,6 +202,7 @@ def _balanced_by_time(problem: PipelineProblem, num_stages: int) -> list[int]:
 
 @register_solver(
     "balance_by_time",
+    honours_time_limit=False,
     kind="pipeline",
     role=Role.BASELINE,
     description="torchgpipe balance_by_time (Kim et al. 2020): min-max time partition, N/S replicas, best S",
@@ -226,6 +228,7 @@ def balance_by_time(problem: PipelineProblem, options: SolveOptions) -> SolverOu
 
 @register_solver(
     "gpipe_dp",
+    honours_time_limit=False,
     kind="pipeline",
     role=Role.BASELINE,
     description="GPipe/torchgpipe balance with data-parallel pipelines: best S and replica layout by simulation",

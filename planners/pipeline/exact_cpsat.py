@@ -314,6 +314,7 @@ def best_replica_order(
 
 @register_solver(
     "cpsat",
+    deterministic=False,
     kind="pipeline",
     role=Role.EXACT,
     needs=("ortools",),

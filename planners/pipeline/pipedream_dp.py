@@ -419,6 +419,7 @@ def _option(
 
 @register_solver(
     "pipedream_dp",
+    honours_time_limit=False,
     kind="pipeline",
     role=Role.BASELINE,
     description="PipeDream's optimizer (SOSP'19 Sec. 3.1): antichain DP with replication, hierarchical across servers",

@@ -274,6 +274,7 @@ def plan_topology(
 
 @register_solver(
     "topo",
+    deterministic=False,
     kind="pipeline",
     role=Role.HEURISTIC,
     auto_rank=0,
