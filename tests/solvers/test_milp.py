@@ -94,16 +94,17 @@ def test_highs_time_limit_returns_incumbent_and_gap() -> None:
     import random
 
     rng = random.Random(1)
-    n = 60
+    n = 250
     weights = [rng.randint(1000, 2000) for _ in range(n)]
     model = pulp.LpProblem("hard", pulp.LpMaximize)
     xs = [pulp.LpVariable(f"x{i}", cat="Binary") for i in range(n)]
     model += pulp.lpSum(w * x for w, x in zip(weights, xs, strict=True))
-    for k in range(8):
+    for k in range(30):
         model += pulp.lpSum(rng.randint(1000, 2000) * x for x in xs) <= sum(weights) // 3 + k
     outcome = solve_milp(model, SolveOptions(time_limit=0.5), backend="highs")
+    assert outcome.status is SolveStatus.TIME_LIMIT, "the model must be hard enough to hit the limit"
     assert outcome.has_solution
-    assert outcome.bound is not None and outcome.bound >= outcome.objective - 1e-6
+    assert outcome.bound is not None and outcome.bound > outcome.objective  # a real gap, not a proof
 
 
 def test_highs_thread_count_can_change_between_solves() -> None:
