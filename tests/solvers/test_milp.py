@@ -102,9 +102,13 @@ def test_highs_time_limit_returns_incumbent_and_gap() -> None:
     for k in range(30):
         model += pulp.lpSum(rng.randint(1000, 2000) * x for x in xs) <= sum(weights) // 3 + k
     outcome = solve_milp(model, SolveOptions(time_limit=0.5), backend="highs")
-    assert outcome.status is SolveStatus.TIME_LIMIT, "the model must be hard enough to hit the limit"
+    assert outcome.status is SolveStatus.TIME_LIMIT, (
+        "the model must be hard enough to hit the limit"
+    )
     assert outcome.has_solution
-    assert outcome.bound is not None and outcome.bound > outcome.objective  # a real gap, not a proof
+    assert (
+        outcome.bound is not None and outcome.bound > outcome.objective
+    )  # a real gap, not a proof
 
 
 def test_highs_thread_count_can_change_between_solves() -> None:
