@@ -46,18 +46,12 @@ import distplan
 from distplan.models.microservice import MicroserviceProblem
 from distplan.models.result import HAS_PLAN, SolveResult
 from distplan.solvers.bench.timing import timed_solve
+from distplan.solvers.registry import solvers
 
-EXACT = ("ilp", "cpsat")
+EXACT = tuple(spec.name for spec in solvers("microservice") if spec.exact)
 OURS = ("ilp", "cpsat", "lp_round", "greedy")
-SOLVERS = (
-    *EXACT,
-    "lp_round",
-    "greedy",
-    "greedy_intra",
-    "image_locality",
-    "lr_scheduler",
-    "layer_oblivious",
-)
+#: Every registered microservice solver, exact ones first.
+SOLVERS = (*EXACT, *(spec.name for spec in solvers("microservice") if not spec.exact))
 INSTANCES = Path(__file__).resolve().parents[1] / "instances" / "microservice"
 DEFAULT_DATA = Path(
     os.environ.get(

@@ -21,9 +21,10 @@ from pathlib import Path
 import distplan
 from distplan.models.result import HAS_PLAN
 from distplan.solvers.bench.timing import timed_solve
+from distplan.solvers.registry import solvers
 
 OURS = "topo"
-BASELINES = ("uniform", "balance_by_time", "gpipe_dp", "alpa_dp", "pipedream_dp")
+BASELINES = tuple(spec.name for spec in solvers("pipeline") if spec.role.value == "baseline")
 INSTANCES = Path(__file__).resolve().parents[1] / "instances" / "pipeline"
 
 

@@ -30,19 +30,14 @@ from distplan.models.microservice import (
 )
 from distplan.models.result import HAS_PLAN, SolveStatus
 from distplan.planners.microservice.routing import ServiceFlow, route_demand, service_flows
+from distplan.solvers.registry import solvers
 
 MB = 1_000_000
 REPO = Path(__file__).resolve().parents[3]
 SMALL = REPO / "instances" / "microservice" / "small-4x10.json"
-EXACT = ("ilp", "cpsat")
-HEURISTICS = (
-    "lp_round",
-    "greedy",
-    "greedy_intra",
-    "image_locality",
-    "lr_scheduler",
-    "layer_oblivious",
-)
+#: Every registered microservice solver, exact ones first (from the registry, never kept by hand).
+EXACT = tuple(spec.name for spec in solvers("microservice") if spec.exact)
+HEURISTICS = tuple(spec.name for spec in solvers("microservice") if not spec.exact)
 ALL = (*EXACT, *HEURISTICS)
 #: HiGHS stops at a relative MIP gap of 1e-6 (solvers.milp.MIP_REL_GAP).
 MIP_GAP = 1e-6
