@@ -44,6 +44,8 @@ from distplan.models.errors import BackendMissing, BadInput  # noqa: E402
 from distplan.models.instance import content_hash, load_instance, problem_schema, read_json  # noqa: E402
 from distplan.models.result import HAS_PLAN, SolveResult, SolveStatus  # noqa: E402
 from distplan.solvers import solve as solve_problem  # noqa: E402
+from distplan.solvers.bench.cli import bench, plot  # noqa: E402
+from distplan.solvers.options import parse_option_pairs  # noqa: E402
 from distplan.solvers.registry import Command, kinds, problem_kind  # noqa: E402
 from distplan.solvers.registry import solvers as registered_solvers  # noqa: E402
 
@@ -133,20 +135,6 @@ def _write_text(data: str, out: Path | None) -> None:
         raise BadInput(str(out), f"cannot write: {exc.strerror or exc}") from exc
 
 
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a VALUE that parses as JSON is taken as JSON, else as a string."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise BadInput("--option", f"expected KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(text)
-        except json.JSONDecodeError:
-            options[key] = text
-    return options
-
-
 @_guarded
 def solve(
     instance: Annotated[Path, typer.Argument(help="instance JSON file")],
@@ -172,7 +160,7 @@ def solve(
         time_limit=time_limit,
         seed=seed,
         threads=threads,
-        options=_parse_options(option or []),
+        options=parse_option_pairs(option or []),
     )
     payload = result.to_json()
     if out is not None:
@@ -405,9 +393,8 @@ def build_app() -> typer.Typer:
     root.command("evaluate")(evaluate)
     root.command("solvers")(list_solvers)
     root.command("schema")(schema)
-    from distplan.solvers.bench.cli import register_commands as register_bench_commands
-
-    register_bench_commands(root)
+    root.command("bench")(_guarded(bench))
+    root.command("plot")(_guarded(plot))
     import_app = typer.Typer(
         no_args_is_help=True, rich_markup_mode=None, help="Build instances from public data."
     )

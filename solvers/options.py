@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models.errors import DistplanError
+from ..models.errors import BadInput, DistplanError
 from ..models.result import SolveStatus
 
 
@@ -69,3 +70,26 @@ class SolverOutput:
 
 class InfeasibleProblem(DistplanError):
     """Raised by a solver or a pre-check when the instance admits no plan; the message says why."""
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, Any]:
+    """Solver options from ``KEY=VALUE`` pairs (the CLI's ``--option``).
+
+    A VALUE that parses as JSON is taken as JSON (``rounds=3``, ``backend="cbc"``),
+    anything else as a string.
+
+    Raises
+    ------
+    BadInput
+        When a pair has no ``=`` or no key.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise BadInput("--option", f"expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options

@@ -1,4 +1,4 @@
-"""The ``bench`` and ``plot`` commands; ``cli.py`` mounts them with :func:`register_commands`.
+"""The ``bench`` and ``plot`` commands; ``cli.py`` mounts them behind its error guard.
 
 The commands raise :class:`~distplan.models.errors.BadInput` for anything the
 user must fix; the CLI's guard prints it as one line ``error: FIELD: REASON``
@@ -8,16 +8,14 @@ and exits with code 2, never a traceback.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-__all__ = ["bench", "plot", "register_commands"]
+from ..options import parse_option_pairs
 
-#: ``KEY=VALUE`` option parser of the CLI, set by :func:`register_commands`.
-_parse_options: Callable[[list[str]], dict[str, Any]]
+__all__ = ["bench", "plot"]
 
 
 def bench(
@@ -59,7 +57,7 @@ def bench(
         threads=threads,
         jobs=jobs,
         scheduler=scheduler,
-        options=_parse_options(option or []),
+        options=parse_option_pairs(option or []),
         plugins=tuple(plugin or ()),
     )
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: kill the runs, keep the rows
@@ -99,13 +97,3 @@ def plot(
         raise first_error(result, exc) from exc
     path = plot_result(problem, solved, out if out is not None else result.with_suffix(".png"))
     typer.echo(f"wrote {path}")
-
-
-def register_commands(app: typer.Typer) -> None:
-    """Mount ``bench`` and ``plot`` on the CLI ``app`` behind the CLI's error guard."""
-    global _parse_options
-    from ... import cli
-
-    _parse_options = cli._parse_options
-    app.command("bench")(cli._guarded(bench))
-    app.command("plot")(cli._guarded(plot))
