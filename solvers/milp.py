@@ -131,6 +131,17 @@ class _TimedHiGHS(pulp.HiGHS):  # type: ignore[misc, valid-type]
         self.ran = True
         highs.run()
 
+    def findSolutionValues(self, lp: pulp.LpProblem) -> tuple[int, int]:  # noqa: N802 (PuLP's name)
+        """PuLP's reading, tolerating statuses it does not map (e.g. a node limit).
+
+        The solution is read before PuLP maps the status; the outcome's status
+        and bound are read from HiGHS itself (:func:`_read_highs`).
+        """
+        try:
+            return super().findSolutionValues(lp)  # type: ignore[no-any-return]
+        except KeyError:
+            return pulp.LpStatusNotSolved, pulp.LpSolutionIntegerFeasible
+
 
 def solve_milp(
     model: pulp.LpProblem,
@@ -139,6 +150,7 @@ def solve_milp(
     *,
     start: Mapping[pulp.LpVariable, float] | None = None,
     lp_method: str | None = None,
+    highs_options: Mapping[str, Any] | None = None,
 ) -> MilpOutcome:
     """Solve ``model`` within ``options``' remaining time (module docstring).
 
@@ -161,6 +173,9 @@ def solve_milp(
         vertex), ``"ipm_no_crossover"`` (its interior optimum, within HiGHS's
         primal and dual feasibility tolerances) or ``"pdlp"`` (first-order);
         None keeps HiGHS's choice.
+    highs_options:
+        More HiGHS options by name (e.g. ``mip_max_nodes``, a deterministic
+        work limit); ignored by CBC.
 
     Returns
     -------
@@ -194,6 +209,7 @@ def solve_milp(
             extra.update(solver="ipm", run_crossover="off")
         elif lp_method is not None:
             extra["solver"] = lp_method
+        extra.update(highs_options or {})
         engine = _TimedHiGHS(
             options, start, msg=False, threads=options.threads, random_seed=options.seed, **extra
         )

@@ -1,67 +1,55 @@
-"""LP rounding: randomised rounding of the ILP's relaxation, repair, fill-up.
+"""``lp_round``: relax and fix -- LP of the storage-relaxed integer allocation, rounding, layers, re-allocation.
 
-Guarantee: none a priori. The rounding is randomised and its repair may drop
-deployments, and nothing bounds that loss; the only guarantee is a posteriori:
-when the LP is solved to optimality its optimum is a proven upper bound, so
-``bound`` brackets the plan and ``metrics["lp_gap"]`` states how far the plan
-may be from the optimum on this instance.
+(Registered as ``lp_round`` for continuity. The randomised rounding of the
+placement LP it replaces served 4-6 % less than the best proven bound on the
+held-out Docker Hub instances: that LP serves demand exactly with fractional
+instance counts, so its deployments round badly.)
 
-Time limit: model building and the LP count against it. When the LP is not
-solved to optimality in time (or its building is cut off), the LP values are
-not used -- a cut-off LP proves nothing and its point may be all zeros -- and
-the greedy plan (:func:`~.greedy.greedy_placement`, in the time left) is
-returned with status ``time_limit``, no bound of its own and
-``metrics["plan_from"]`` saying so.
+Why: on the Docker Hub instances storage and borrowing barely bind, integer
+instance counts do (:mod:`.ilp` has the diagnosis). So deployments are chosen
+on the problem without storage, where integrality is kept, and only then fitted
+into the storage, registry and link budgets.
 
-Work at scale (option defaults; every cut is in work units, not seconds, so
-the plan does not depend on the clock when the limit is not reached):
+1. **Relaxation** -- the LP relaxation of the integer allocation
+   (:class:`~.integer_allocation.AllocationModel`) over every candidate pair:
+   storage, registry and link budgets dropped, instance-rounding rows kept.
+   Its optimum is a proven upper bound on the optimum
+   (:mod:`.integer_allocation` says why), reported as ``bound`` (with the
+   closed-form bound of :mod:`.bounds` when smaller). On the held-out 14 x 60
+   instance it equals the root LP of the full ILP (14998.6 requests/s).
+2. **Rounding** -- the same MILP restricted to instance counts between the
+   floor and the ceiling of the LP's (the RENS neighbourhood of Berthold,
+   "RENS -- the optimal rounding", Math. Prog. Comp. 2014, applied here by
+   hand because HiGHS spends seconds on root cuts of the full MILP first),
+   stopped after ``relaxed_nodes`` branch-and-bound nodes.
+3. **Deployment choice** -- the rounded deployments, by decreasing served
+   requests/s, get their layers through :meth:`~.placement.Placement.layer_plan`
+   (stored or borrowed where they still fit; a deployment that fits nowhere is
+   dropped); then every other candidate pair, by decreasing demand in its
+   reach, gets its layers if they still fit, so step 4 may use it.
+4. **Fix** -- the integer allocation over the pairs now deployable, from the
+   rounded counts as a MIP start, restricted to one instance either side of
+   them (and to the LP's ceiling elsewhere), stopped after ``fixed_nodes``
+   nodes. The better of its counts and the rounded ones is admitted.
+5. **Fill** -- the greedy fill-up (:func:`~.greedy.fill_greedily`) alternates
+   with swap moves (:func:`~.local_search.improve_instances`) until neither
+   changes anything.
 
-* ``lp_method="auto"``: HiGHS's simplex when the LP has at most
-  :data:`SIMPLEX_MAX_COLUMNS` columns, else its interior point method with
-  crossover, several times faster on large models (30 servers x 136
-  services, ~32,000 columns: 3-5 s instead of 10-19 s). The simplex's vertex
-  optimum rounds to better plans on small models (1-2 % on 6 x 15).
-* ``rounds`` and ``fill_up_evaluations`` default to 20 and 150 up to
-  :data:`FULL_WORK_PAIRS` candidate (service, server) pairs, and shrink in
-  proportion above it (at least 3 and 30).
+Guarantee: none a priori (step 3 may drop deployments; steps 2 and 4 search
+restricted neighbourhoods and stop at node limits). A posteriori, ``bound``
+brackets the plan and ``metrics["bound_gap"]`` says how far the plan may be
+from the optimum on this instance (held-out Docker Hub instances, 1 thread:
+benchmarks/microservice.py, table ``heldout``).
 
-1. Solve the LP relaxation of the ILP (:func:`~.ilp.build_milp` with every
-   variable continuous) over merged layer units and without the optional
-   tightening rows and instance-rounding inequalities (they lower the bound a
-   lot on large instances -- 27,678 to 22,667 requests/s on 30 x 136 -- but
-   make the LP several times slower, and on small instances their LP rounds
-   to slightly worse plans; :mod:`.formulation`, :func:`~.ilp.build_milp`).
-   Its optimum is a valid upper bound on the served requests/s, reported as
-   ``bound`` with ``metrics["lp_gap"]`` the plan's relative gap to it.
-   (Without the rounding rows it equals the closed-form compute bound on the
-   Docker Hub instances; :mod:`.ilp` says why.)
-2. Rounds (option ``rounds``), drawing from ``numpy.random.default_rng(seed)``
-   in a fixed order:
+Time: the steps plan to use at most ``work_seconds`` (default 8 s) or the time
+limit when smaller; the LP gets up to half of it, the rounding 60 % and the fix
+80 % of what is then left. Model building counts. When a step has no result in
+its share, the next steps do without it (no LP: no rounding or fix, the fill-up
+allocates alone); the plan is always valid.
 
-   * keep each deployment ``(i, n)`` with probability ``min(1, g * d[i,n])``,
-     ``g`` cycling through :data:`DENSITIES` to vary how many are kept;
-   * for every layer unit a kept deployment needs, pick its source -- store it
-     on ``n`` or borrow it from neighbour ``m`` -- with probability proportional
-     to ``s[u,n]`` and ``b[u,n,m]``;
-   * repair: admit the kept deployments in decreasing LP-served requests/s per
-     image byte, each with its picked sources where they still fit, else the
-     cheapest sources (:meth:`~.placement.Placement.layer_plan`); a deployment
-     whose layers fit no budget any more is dropped;
-   * score the round: instance counts of the throughput LP
-     (:class:`~.allocation.ThroughputLP`) on the deployable pairs rounded
-     down, then a greedy fill-up on those pairs; demand routed by max-flow.
-
-3. The best round is allocated again with the full fill-up: the greedy may
-   store or borrow more layers with the leftover storage
-   (:func:`~.greedy.fill_greedily`), alternating with swap improvements
-   (:func:`~.local_search.improve_instances`).
-4. Fill-up pass (option ``fill_up``): from the best round's layers, more pairs
-   are made deployable by throughput-LP gain per new byte
-   (:func:`~.growth.grow_deployments`, at most ``fill_up_evaluations`` LP
-   solves) and allocated as in 3; kept if it serves more.
-
-Deterministic per seed (no step depends on the clock unless a time limit
-stops it early).
+Deterministic per seed when the sub-MILPs end by their node limits (the usual
+case: the work limits are node counts); a time share that stops one first
+makes the plan depend on the clock.
 """
 
 from __future__ import annotations
@@ -69,118 +57,135 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
-
 from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus, relative_gap
-from ...solvers.milp import BuildTimeout, solve_milp
+from ...solvers.milp import BuildTimeout
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .allocation import ThroughputLP
+from .bounds import throughput_upper_bound
 from .formulation import FormulationIndex, formulation_index
-from .greedy import DEFAULT_SCORE, fill_greedily, greedy_placement
-from .growth import grow_deployments
-from .ilp import MilpModel, build_milp
+from .greedy import DEFAULT_SCORE, fill_greedily
+from .integer_allocation import AllocationModel, AllocationOutcome, Pair
 from .local_search import improve_instances
 from .placement import Placement, empty_output, solver_output
+from .warm_start import limited
 
-__all__ = ["DENSITIES", "allocate", "round_once", "solve_lp_round"]
+__all__ = ["choose_layers", "fit_allocation", "solve_lp_round"]
 
-#: LPs with more columns are solved by interior point rather than simplex.
-SIMPLEX_MAX_COLUMNS = 20_000
-#: Candidate pairs up to which the default rounds and fill-up evaluations apply in full.
-FULL_WORK_PAIRS = 1_000
-#: Multipliers of the LP deployment values, cycled over the rounds.
-DENSITIES = (1.0, 0.5, 1.5, 0.75, 1.25)
-
-
-def allocate(
-    placement: Placement, lp: ThroughputLP, *, full: bool = True, deadline: float = math.inf
-) -> float:
-    """Deploy instances on a layer-only placement; return the served requests/s.
-
-    The throughput LP's instance counts rounded down, then a greedy fill-up on
-    the deployable pairs. With ``full``, the fill-up may also store or borrow
-    more layers, and swap improvements alternate with fill-ups until neither
-    changes anything.
-    """
-    pairs = [pair for pair in lp.pairs if placement.deployable(*pair)]
-    lp.set_enabled(pairs)
-    for (i, n), count in sorted(lp.floor_counts(lp.instances()).items()):
-        placement.admit(i, n, count)
-    fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline, new_layers=full)
-    if full:
-        while improve_instances(placement, deadline=deadline) and time.monotonic() < deadline:
-            fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
-    return placement.served_rps
+#: Default branch-and-bound node limits of the two sub-MILPs.
+RELAXED_NODES = 20
+FIXED_NODES = 20
+#: Default seconds the steps plan to use (each MILP gets a share of what is left).
+WORK_SECONDS = 8.0
 
 
-def round_once(
-    problem: MicroserviceProblem,
-    index: FormulationIndex,
-    values: dict[str, dict],
-    rng: np.random.Generator,
-    density: float,
+def choose_layers(
+    problem: MicroserviceProblem, index: FormulationIndex, relaxed: AllocationOutcome
 ) -> Placement:
-    """One randomised rounding of the LP values with its repair (module docstring); layers only."""
-    deployed, store, borrow, served = (
-        values["deployed"],
-        values["store"],
-        values["borrow"],
-        values["served"],
-    )
-    draws = rng.random(len(index.pairs))
-    kept = [
-        pair
-        for pair, u in zip(index.pairs, draws, strict=True)
-        if u < min(1.0, density * deployed[pair])
-    ]
-    kept.sort(key=lambda pair: (-served[pair] / max(problem.image_bytes(pair[0]), 1), pair))
+    """Step 2 of the module docstring: layers for the relaxation's deployments, then for any pair.
+
+    Returns
+    -------
+    Placement
+        Stored and borrowed layers, no instances.
+    """
     placement = Placement(problem)
-    for i, n in kept:
-        prefer: dict[str, int] = {}
-        for unit in index.service_units[i]:
-            sources = [(n, store.get((unit, n), 0.0))]
-            sources += [(m, borrow.get((unit, n, m), 0.0)) for m in problem.neighbours[n]]
-            weights = np.array([max(w, 0.0) for _, w in sources])
-            total = weights.sum()
-            if total <= 1e-9:
-                continue
-            source = sources[int(rng.choice(len(sources), p=weights / total))][0]
-            for digest in index.unit_layers[unit]:
-                prefer[digest] = source
-        plan = placement.layer_plan(i, n, 0, prefer) or placement.layer_plan(i, n, 0)
+    reach: dict[Pair, float] = {}
+    for (i, r), rate in index.demand.items():
+        for n in problem.reach(r):
+            reach[(i, n)] = reach.get((i, n), 0.0) + rate
+    chosen = sorted(relaxed.counts, key=lambda pair: (-relaxed.served.get(pair, 0.0), pair))
+    rest = sorted(
+        (pair for pair in index.pairs if pair not in relaxed.counts),
+        key=lambda pair: (-reach.get(pair, 0.0), pair),
+    )
+    for i, n in [*chosen, *rest]:
+        if placement.deployable(i, n):
+            continue
+        plan = placement.layer_plan(i, n, 0)
         if plan is not None:
             placement.apply(i, n, 0, plan)
     return placement
 
 
-def _greedy_fallback(problem: MicroserviceProblem, options: SolveOptions, why: str) -> SolverOutput:
-    """The greedy plan in the time left, when the LP is not solved in time (module docstring)."""
-    placement = greedy_placement(problem, options)
-    return solver_output(
-        problem,
-        placement.instances,
-        placement.stored,
-        placement.borrowed,
-        SolveStatus.TIME_LIMIT,
-        None,
-        {"plan_from": f"greedy ({why})"},
-    )
+def _fill_up(placement: Placement, deadline: float) -> None:
+    """Step 5: greedy fill-up alternating with swap moves until neither changes anything."""
+    fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
+    while improve_instances(placement, deadline=deadline) and time.monotonic() < deadline:
+        fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
 
 
-def _values(milp: MilpModel) -> dict[str, dict]:
-    """LP values by variable family, plus the served requests/s of every pair."""
-    served: dict[tuple[int, int], float] = {}
-    for (i, _, n), var in milp.flow.items():
-        served[(i, n)] = served.get((i, n), 0.0) + (var.value() or 0.0)
+def fit_allocation(
+    problem: MicroserviceProblem,
+    index: FormulationIndex,
+    allocation: AllocationOutcome,
+    *,
+    deadline: float = math.inf,
+) -> Placement:
+    """A valid placement from a storage-relaxed allocation: steps 3 and 5 of the module docstring.
+
+    Parameters
+    ----------
+    problem, index:
+        The problem and its index sets.
+    allocation:
+        Instance counts and served flows over candidate pairs (budgets ignored).
+    deadline:
+        ``time.monotonic()`` value after which the fill-up stops.
+
+    Returns
+    -------
+    Placement
+        Layers for the deployments that fit, their counts, filled up.
+    """
+    placement = choose_layers(problem, index, allocation)
+    placement = _better_allocation(placement, [allocation.counts])
+    _fill_up(placement, deadline)
+    return placement
+
+
+def _better_allocation(layers: Placement, candidates: list[dict[Pair, int]]) -> Placement:
+    """The layers with the candidate instance counts that serve most (the first on ties)."""
+    best: Placement | None = None
+    for counts in candidates:
+        placement = layers.layers_only()
+        for (i, n), count in sorted(counts.items()):
+            placement.admit(i, n, count)
+        if best is None or placement.served_rps > best.served_rps + 1e-9:
+            best = placement
+    assert best is not None
+    return best
+
+
+def _share(options: SolveOptions, name: str, default: float) -> float:
+    value = float(options.option(name, default))
+    if not 0.0 < value <= 1.0:
+        raise BadInput(f"options.{name}", f"must be in (0, 1], got {value}")
+    return value
+
+
+def _nodes(options: SolveOptions, name: str, default: int) -> int:
+    value = int(options.option(name, default))
+    if value < 1:
+        raise BadInput(f"options.{name}", f"must be at least 1, got {value}")
+    return value
+
+
+def _rounding_window(values: dict[Pair, float]) -> dict[Pair, tuple[int, int]]:
+    """Instance counts between the floor and the ceiling of the LP's (1e-6 slack)."""
     return {
-        "deployed": {key: var.value() or 0.0 for key, var in milp.deployed.items()},
-        "store": {key: var.value() or 0.0 for key, var in milp.store.items()},
-        "borrow": {key: var.value() or 0.0 for key, var in milp.borrow.items()},
-        "served": {pair: served.get(pair, 0.0) for pair in milp.deployed},
+        pair: (math.floor(value + 1e-6), math.ceil(value - 1e-6)) for pair, value in values.items()
     }
+
+
+def _fixed_window(
+    start: dict[Pair, int], deployable: list[Pair], values: dict[Pair, float]
+) -> dict[Pair, tuple[int, int]]:
+    """Step 3's window: one instance either side of the start, up to the LP's ceiling elsewhere."""
+    window = {pair: (0, math.ceil(values.get(pair, 0.0) - 1e-6)) for pair in deployable}
+    window.update({pair: (count - 1, count + 1) for pair, count in start.items()})
+    return window
 
 
 @register_solver(
@@ -190,94 +195,94 @@ def _values(milp: MilpModel) -> dict[str, dict]:
     role=Role.APPROXIMATION,
     needs=("pulp", "highspy"),
     auto_rank=10,
-    description="LP relaxation, randomised rounding of deployments and layer sources, repair, fill-up",
+    description="Relax and fix: LP of the storage-relaxed integer allocation, RENS rounding, "
+    "layers fitted, instances re-allocated by a small MILP, greedy fill-up",
     extra_options={
-        "rounds": "number of seeded rounding rounds (default 20, fewer on large instances)",
-        "fill_up": "make more pairs deployable in the best round by LP gain per byte (default true)",
-        "fill_up_evaluations": "most throughput-LP solves of the fill-up (default 150, fewer on "
-        "large instances)",
-        "lp_method": "HiGHS LP algorithm: 'auto' (default), 'simplex', 'ipm', 'ipm_no_crossover' "
-        "or 'pdlp'",
+        "relaxed_nodes": f"node limit of the rounding sub-MILP (default {RELAXED_NODES})",
+        "fixed_nodes": f"node limit of the fixed-layer sub-MILP (default {FIXED_NODES})",
+        "work_seconds": f"most seconds the steps plan to use (default {WORK_SECONDS:g}; "
+        "the time limit still applies)",
     },
 )
 def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
-    """Round the LP relaxation several times, keep the best repaired plan, fill it up."""
+    """Relax and fix (module docstring)."""
     index = formulation_index(problem, merge_layers=True)
     if not index.pairs:
         return empty_output(problem)
-    work = min(1.0, FULL_WORK_PAIRS / len(index.pairs))
-    rounds = int(options.option("rounds", max(3, round(20 * work))))
-    evaluations = int(options.option("fill_up_evaluations", max(30, round(150 * work))))
-    if rounds < 1:
-        raise BadInput("options.rounds", f"must be at least 1, got {rounds}")
-    clock = [time.monotonic()]
+    relaxed_nodes = _nodes(options, "relaxed_nodes", RELAXED_NODES)
+    fixed_nodes = _nodes(options, "fixed_nodes", FIXED_NODES)
+    work = float(options.option("work_seconds", WORK_SECONDS))
+    if work <= 0:
+        raise BadInput("options.work_seconds", f"must be positive, got {work}")
     deadline = time.monotonic() + options.remaining()
+    budget = min(work, options.remaining())
+    budget_end = time.monotonic() + budget
+    clock = [time.monotonic()]
+
+    def share(fraction: float) -> SolveOptions:
+        return limited(options, max(0.0, fraction * (budget_end - time.monotonic())))
+
     try:
-        milp = build_milp(
-            problem,
-            relax=True,
-            index=index,
-            tighten=False,
-            rounding_cuts="none",
-            deadline=deadline,
+        everything = AllocationModel(problem, index, index.pairs, deadline=budget_end)
+        lp_bound, values = everything.relaxation(share(0.5))
+        relaxed = (
+            everything.solve(share(0.6), window=_rounding_window(values), max_nodes=relaxed_nodes)
+            if lp_bound is not None
+            else AllocationOutcome(SolveStatus.NO_SOLUTION)
         )
-        method = options.option("lp_method", "auto")
-        if method == "auto":
-            columns = len(milp.model.variables())
-            method = "simplex" if columns <= SIMPLEX_MAX_COLUMNS else "ipm"
-        outcome = solve_milp(milp.model, options, lp_method=method)
     except BuildTimeout:
-        return _greedy_fallback(problem, options, "LP not built within the time limit")
-    if outcome.status is not SolveStatus.OPTIMAL or outcome.objective is None:
-        return _greedy_fallback(problem, options, f"LP ended with status {outcome.status}")
-    lp_bound = outcome.objective
-    values = _values(milp)
+        lp_bound, values, relaxed = None, {}, AllocationOutcome(SolveStatus.NO_SOLUTION)
     clock.append(time.monotonic())
-    rng = np.random.default_rng(options.seed)
-    best: tuple[float, Placement] | None = None  # (served, layers)
-    done = 0
-    with ThroughputLP(problem, index) as lp:
-        for k in range(rounds):
-            if k > 0 and time.monotonic() >= deadline:
-                break
-            layers = round_once(problem, index, values, rng, DENSITIES[k % len(DENSITIES)])
-            served = allocate(layers.layers_only(), lp, full=False, deadline=deadline)
-            done += 1
-            if best is None or served > best[0] + 1e-9:
-                best = (served, layers)
-        assert best is not None
-        clock.append(time.monotonic())
-        rounded, layers = best
-        full = layers.layers_only()
-        served = allocate(full, lp, deadline=deadline)
-        clock.append(time.monotonic())
-        filled = False
-        if options.option("fill_up", True) and time.monotonic() < deadline:
-            grown = layers.layers_only()
-            lp.set_enabled([pair for pair in lp.pairs if grown.deployable(*pair)])
-            grow_deployments(grown, lp, deadline=deadline, max_evaluations=evaluations)
-            regrown = grown.layers_only()
-            if allocate(regrown, lp, deadline=deadline) > served + 1e-9:
-                full, filled = regrown, True
+    placement = choose_layers(problem, index, relaxed)
+    deployable = [pair for pair in index.pairs if placement.deployable(*pair)]
+    start = {pair: count for pair, count in relaxed.counts.items() if placement.deployable(*pair)}
     clock.append(time.monotonic())
-    phases = ("lp", "rounds", "allocation", "fill_up")
+    fixed = AllocationOutcome(SolveStatus.NO_SOLUTION)
+    if values:
+        try:
+            model = AllocationModel(problem, index, deployable, deadline=budget_end)
+            fixed = model.solve(
+                share(0.8),
+                start=start,
+                window=_fixed_window(start, deployable, values),
+                max_nodes=fixed_nodes,
+            )
+        except BuildTimeout:
+            pass
+    clock.append(time.monotonic())
+    placement = _better_allocation(placement, [start, fixed.counts])
+    allocated = placement.served_rps
+    _fill_up(placement, deadline)
+    clock.append(time.monotonic())
+
+    closed_form = throughput_upper_bound(problem)
+    bound = closed_form if lp_bound is None else min(lp_bound, closed_form)
+    cut = lp_bound is None or options.expired()
+    notes: dict[str, object] = (
+        {"lp_objective": lp_bound}
+        if lp_bound is not None
+        else {"plan_from": "greedy fill-up alone (the LP was not solved within the time limit)"}
+    )
+    phases = ("relaxation", "layers", "fixed_milp", "fill_up")
     output = solver_output(
         problem,
-        full.instances,
-        full.stored,
-        full.borrowed,
-        SolveStatus.FEASIBLE,
-        lp_bound,
+        placement.instances,
+        placement.stored,
+        placement.borrowed,
+        SolveStatus.TIME_LIMIT if cut else SolveStatus.FEASIBLE,
+        bound,
         {
-            "rounds": done,
-            "lp_objective": lp_bound,
-            "best_round_rps": rounded,
-            "allocated_rps": served,
-            "fill_up_improved": filled,
+            **notes,
+            "rounded_objective": relaxed.objective,
+            "rounded_status": str(relaxed.status),
+            "deployable_pairs": len(deployable),
+            "fixed_objective": fixed.objective,
+            "fixed_status": str(fixed.status),
+            "allocated_rps": allocated,
             "phase_seconds": {
                 name: round(b - a, 3) for name, a, b in zip(phases, clock, clock[1:], strict=False)
             },
         },
     )
-    output.metrics["lp_gap"] = relative_gap(output.objective, lp_bound)
+    output.metrics["bound_gap"] = relative_gap(output.objective, bound)
     return output

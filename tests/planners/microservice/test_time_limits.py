@@ -67,7 +67,7 @@ def test_every_solver_every_instance_on_time(solver: str, path: Path, limit_s: f
 
 
 def test_lp_round_cut_off_before_its_lp_is_never_optimal() -> None:
-    """lp_round whose LP cannot finish in 0.1 s returns the greedy plan, status time_limit, no LP bound."""
+    """lp_round whose LP cannot finish in 0.1 s returns the greedy fill-up, status time_limit, no LP bound."""
     problem = distplan.load_instance(next(p for p in SHIPPED if "large" in p.name))
     result = distplan.solve(problem, "lp_round", time_limit=0.1, seed=0)
     assert result.status is SolveStatus.TIME_LIMIT
