@@ -4,7 +4,8 @@ Three tables (choose with ``--table``):
 
 ``shipped``
     Every shipped instance x every microservice solver: served requests/s,
-    instances, status, proven bound, distance to the best proven bound, and the
+    instances, status, proven bound, the solver's own gap to it, distance to
+    the best proven bound, and the
     planning time (median of ``--repeats`` runs; exact solvers run once, up to
     ``--time-limit``). A summary line per instance gives the best of ours (max
     of ilp, cpsat, lp_round, greedy) over ``image_locality`` and
@@ -97,6 +98,7 @@ def solver_table(
         "instances",
         "status",
         "bound",
+        "gap %",
         "below best bound %",
         "plan s",
     ]
@@ -124,6 +126,7 @@ def solver_table(
                     str(result.metrics.get("instances_deployed", "-")),
                     str(result.status),
                     fmt(result.bound),
+                    fmt(None if result.gap is None else 100 * result.gap, ".2f"),
                     fmt(below, ".2f"),
                     fmt(seconds[solver], ".2f"),
                 ]

@@ -1,5 +1,8 @@
 """Exact ILP of layer-aware microservice placement (PuLP; HiGHS by default, CBC on request).
 
+The formulation and reading its solution; the registered ``ilp`` solver that
+runs it is :mod:`.ilp_solver`.
+
 Formulation (index sets in :mod:`.formulation`; ``S_l`` layer bytes, ``mu_i``
 requests/s per instance, ``c_i`` millicores per instance, ``C_n`` compute
 capacity, ``B_n`` what ``n`` may store (storage capped by its registry budget),
@@ -45,9 +48,10 @@ misses: it is that integer instances cannot serve exactly the demand. The
 per-service rows move the root bound to 5183.6 (gap to the best plan 0.14 %
 instead of 1.7 %). The root LP then equals the LP of the storage-relaxed
 integer allocation (:mod:`.relaxed_bound`; 14998.6 requests/s on 14 servers x
-60 services), and that MILP, much smaller, is solved first: on 6 x 15 it
-proves the optimum (5176.2 requests/s, seed 101) in seconds where this ILP
-does not close its 0.14 % gap in 60 s.
+60 services), and that MILP, much smaller, is solved first, cut by exact
+layer checks (:mod:`.relaxed_bound`): on 6 x 15 (seed 101) it proves the
+optimum, 5176.2 requests/s, in about 30 s, where this ILP alone does not
+close its 0.14 % gap in 60 s.
 
 Byte constraints are written in MB (1e6 bytes) for numerical scaling. The plan
 is read back from the solution, checked exactly on integer bytes (a violation
@@ -61,28 +65,18 @@ HiGHS's proven dual bound.
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from dataclasses import dataclass
 
 import pulp
 
-from ...models.errors import BadInput
 from ...models.microservice import MicroservicePlan, MicroserviceProblem
-from ...models.result import Role, SolveStatus
-from ...solvers.milp import MIP_REL_GAP, BuildTimeout, check_deadline, checked, solve_milp
-from ...solvers.options import SolveOptions, SolverOutput
-from ...solvers.registry import register_solver
+from ...solvers.milp import check_deadline, checked
 from .formulation import FormulationIndex, formulation_index
 from .integer_allocation import allocation_rows
-from .placement import Placement, budget_violations, link_key, solver_output
-from .relaxed_bound import solve_storage_relaxed
-from .warm_start import HINT_OPTIONS, backend_options, heuristic_start, limited
+from .placement import Placement, link_key
 
-__all__ = ["MilpModel", "build_milp", "read_placement", "replay", "solve_ilp", "start_values"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["MilpModel", "build_milp", "read_placement", "replay", "start_values"]
 
 #: Bytes per unit of the byte constraints (MB).
 BYTES_PER_UNIT = 1e6
@@ -294,143 +288,3 @@ def start_values(milp: MilpModel, plan: MicroservicePlan) -> dict[pulp.LpVariabl
             return None
         values[var] = route.rate_rps
     return values
-
-
-def _empty_output(problem: MicroserviceProblem) -> SolverOutput:
-    """The optimal plan when no instance can serve anything: deploy nothing."""
-    n_servers = len(problem.servers)
-    return solver_output(
-        problem,
-        [[0] * n_servers for _ in problem.services],
-        [set() for _ in range(n_servers)],
-        [{} for _ in range(n_servers)],
-        status=SolveStatus.OPTIMAL,
-        bound=0.0,
-        metrics={"variables": 0, "constraints": 0},
-    )
-
-
-@register_solver(
-    "ilp",
-    deterministic=False,
-    kind="microservice",
-    role=Role.EXACT,
-    needs=("pulp", "highspy"),
-    description="Exact ILP (PuLP; HiGHS with a MIP start, or CBC with backend='cbc'), "
-    "after the storage-relaxed MILP's bound and plan",
-    extra_options={
-        "backend": "'highs' (default) or 'cbc'",
-        "relaxed_share": "share of the time left for the storage-relaxed MILP "
-        "(HiGHS; default 0.4, 0 with backend='cbc'; 0 skips it)",
-        **HINT_OPTIONS,
-    },
-)
-def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
-    """Solve the ILP of the module docstring to optimality or to the time limit.
-
-    1. The heuristic start (:mod:`.warm_start`, at most ``hint_share`` of the
-       time).
-    2. The storage-relaxed MILP (:mod:`.relaxed_bound`, at most
-       ``relaxed_share`` of the time left, from the start's counts): its proven
-       bound bounds the ILP, and its deployments fitted into the budgets give
-       a plan, the new start when better. When that plan attains the bound it
-       is optimal and the ILP is not built.
-    3. The ILP, from the best plan as a MIP start, in the time left; its
-       incumbent is never worse than the start. Model building counts against
-       the limit; when the limit passes while building, or the backend returns
-       no better plan, the start plan is returned (``metrics["plan_from"]``)
-       with whatever bound was proved. HiGHS stops a small reserve before the
-       limit (:func:`~.warm_start.backend_options`) to read and route the plan.
-
-    The reported bound is the smaller of the ILP's and the relaxed MILP's
-    proven bounds; :func:`distplan.solve` marks the result optimal when the
-    plan meets it.
-    """
-    index = formulation_index(problem)
-    if not index.pairs:
-        return _empty_output(problem)
-    deadline = time.monotonic() + options.remaining()
-    fallback = heuristic_start(problem, options)
-    highs = options.option("backend", "highs") == "highs"
-    share = float(options.option("relaxed_share", 0.4 if highs else 0.0))
-    if not 0.0 <= share <= 1.0:
-        raise BadInput("options.relaxed_share", f"must be in [0, 1], got {share}")
-    relaxed_bound = None
-    if share > 0 and not options.expired():
-        relaxed = solve_storage_relaxed(
-            problem,
-            index,
-            limited(options, share * options.remaining()),
-            None if fallback is None else fallback.plan,
-        )
-        relaxed_bound = relaxed.outcome.bound
-        if relaxed.plan is not None and (
-            fallback is None or (relaxed.plan.objective or 0.0) > (fallback.objective or 0.0)
-        ):
-            fallback = relaxed.plan
-            fallback.status = SolveStatus.TIME_LIMIT
-            fallback.metrics["plan_from"] = "the storage-relaxed MILP's plan"
-        if fallback is not None and relaxed_bound is not None:
-            fallback.bound = relaxed_bound
-            if _meets(fallback.objective, relaxed_bound):
-                fallback.status = SolveStatus.OPTIMAL
-                fallback.metrics["plan_from"] = (
-                    "the start plan, proven optimal by the storage-relaxed MILP"
-                )
-                return fallback
-    start = None if fallback is None else fallback.plan
-    try:
-        milp = build_milp(problem, index=index, deadline=deadline)
-    except BuildTimeout:
-        if fallback is None:
-            return SolverOutput(SolveStatus.NO_SOLUTION, metrics={"plan_from": "none"})
-        fallback.metrics["plan_from"] = "the start plan (ILP not built within the time limit)"
-        return fallback
-    if relaxed_bound is not None:  # proven: lets HiGHS stop when its incumbent meets it
-        milp.model += (
-            pulp.lpSum(milp.flow.values()) <= relaxed_bound + MIP_REL_GAP * max(1.0, relaxed_bound),
-            "relaxed_bound",
-        )
-    size = {"variables": len(milp.model.variables()), "constraints": len(milp.model.constraints)}
-    warm = None if start is None else start_values(milp, start)
-    outcome = solve_milp(milp.model, backend_options(options), start=warm)
-    metrics: dict[str, object] = {
-        **size,
-        "backend": outcome.backend,
-        "milp_objective": outcome.objective,
-        "milp_bound": outcome.bound,
-        "relaxed_bound": relaxed_bound,
-        "mip_start": warm is not None,
-    }
-    if outcome.status is SolveStatus.INFEASIBLE:  # cannot happen: deploying nothing is feasible
-        raise RuntimeError("the microservice ILP was reported infeasible")
-    bound = min((b for b in (outcome.bound, relaxed_bound) if b is not None), default=None)
-    output = None
-    if outcome.has_solution:
-        instances, stored, borrowed = read_placement(problem, milp)
-        broken = budget_violations(problem, instances, stored, borrowed)
-        status = outcome.status
-        if broken:
-            logger.warning(
-                "ILP solution breaks %d budget(s); repairing: %s", len(broken), broken[:3]
-            )
-            placement = replay(problem, instances, stored, borrowed)
-            instances, stored, borrowed = placement.instances, placement.stored, placement.borrowed
-            metrics["repaired"] = broken
-            if status is SolveStatus.OPTIMAL:
-                status = SolveStatus.FEASIBLE
-        output = solver_output(problem, instances, stored, borrowed, status, bound, metrics)
-    if fallback is None:
-        return output or SolverOutput(SolveStatus.NO_SOLUTION, metrics=metrics)
-    if output is not None and (output.objective or 0.0) >= (fallback.objective or 0.0) - 1e-9:
-        return output
-    fallback.metrics.update(metrics)
-    fallback.metrics["plan_from"] = "the start plan (better than the ILP incumbent)"
-    if bound is not None and bound >= (fallback.objective or 0.0):
-        fallback.bound = bound
-    return fallback
-
-
-def _meets(objective: float | None, bound: float) -> bool:
-    """Whether ``objective`` reaches ``bound`` up to HiGHS's relative MIP gap."""
-    return objective is not None and objective >= bound - MIP_REL_GAP * max(1.0, abs(bound))

@@ -196,6 +196,33 @@ class AllocationModel:
         }
         self.model += pulp.lpSum(self.flows.values())
         allocation_rows(self.model, problem, index, self.instances, self.flows, deadline=deadline)
+        self.deployed: dict[Pair, pulp.LpVariable] = {}
+        self.exclusions = 0
+
+    def exclude(self, together: Iterable[Pair]) -> None:
+        """Forbid deploying all of ``together`` at once: ``sum d[i,n] <= |together| - 1``.
+
+        ``d[i,n]`` is a binary with ``x[i,n] <= cap[i,n] d[i,n]``, created on
+        first use. Valid for the placement problem (so the model stays a
+        relaxation and its bound stays proven) whenever no plan can hold or
+        borrow the layers of every deployment in ``together`` at once within
+        the storage, registry and link budgets -- which the caller establishes
+        exactly (:mod:`.relaxed_bound` asks the ILP).
+        """
+        chosen = sorted(set(together).intersection(self.instances))
+        for pair in chosen:
+            if pair not in self.deployed:
+                flag = pulp.LpVariable(f"d_{pair[0]}_{pair[1]}", 0, 1, pulp.LpBinary)
+                self.deployed[pair] = flag
+                self.model += (
+                    self.instances[pair] <= self.cap[pair] * flag,
+                    f"deploy_{pair[0]}_{pair[1]}",
+                )
+        self.exclusions += 1
+        self.model += (
+            pulp.lpSum(self.deployed[pair] for pair in chosen) <= len(chosen) - 1,
+            f"exclude_{self.exclusions}",
+        )
 
     def relaxation(self, options: SolveOptions) -> tuple[float | None, dict[Pair, float]]:
         """The LP relaxation: its optimum (None unless proven optimal) and instance counts.
@@ -205,13 +232,15 @@ class AllocationModel:
         """
         if not self.instances:
             return 0.0, {}
-        for var in self.instances.values():
+        integer = [*self.instances.values(), *self.deployed.values()]
+        kinds = [var.cat for var in integer]
+        for var in integer:
             var.cat = pulp.LpContinuous
         try:
             outcome = solve_milp(self.model, options, "highs")
         finally:
-            for var in self.instances.values():
-                var.cat = pulp.LpInteger
+            for var, kind in zip(integer, kinds, strict=True):
+                var.cat = kind
         if outcome.status is not SolveStatus.OPTIMAL:
             return None, {}
         return outcome.objective, {pair: var.value() or 0.0 for pair, var in self.instances.items()}

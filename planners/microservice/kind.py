@@ -10,7 +10,7 @@ import typer
 from ...models.errors import BadInput
 from ...models.microservice import MicroservicePlan, MicroserviceProblem
 from ...solvers.registry import Command, Example, ProblemKind, register_kind
-from . import baselines, cp_model, greedy, ilp, lp_rounding  # noqa: F401  (register solvers)
+from . import baselines, cp_model, greedy, ilp_solver, lp_rounding  # noqa: F401  (register solvers)
 from .bounds import throughput_upper_bound
 from .evaluator import evaluate_plan
 from .examples import small_examples
