@@ -14,42 +14,44 @@ into the storage, registry and link budgets.
    (:class:`~.integer_allocation.AllocationModel`) over every candidate pair:
    storage, registry and link budgets dropped, instance-rounding rows kept.
    Its optimum is a proven upper bound on the optimum
-   (:mod:`.integer_allocation` says why), reported as ``bound`` (with the
-   closed-form bound of :mod:`.bounds` when smaller). On the held-out 14 x 60
-   instance it equals the root LP of the full ILP (14998.6 requests/s).
+   (:mod:`.integer_allocation` says why), reported as ``bound``
+   (:func:`distplan.solve` also merges the closed-form bound of
+   :mod:`.bounds`). On the held-out 14 x 60 instance it equals the root LP of
+   the full ILP (14998.6 requests/s).
 2. **Rounding** -- the same MILP restricted to instance counts between the
    floor and the ceiling of the LP's (the RENS neighbourhood of Berthold,
-   "RENS -- the optimal rounding", Math. Prog. Comp. 2014, applied here by
-   hand because HiGHS spends seconds on root cuts of the full MILP first),
+   "RENS -- the optimal rounding", Math. Prog. Comp. 2014, set up by hand
+   because HiGHS spends seconds on root cuts of the full MILP first: 30 x 136,
+   a 22,235 requests/s rounding in under 2 s instead of 22,112 after 9 s),
    stopped after ``relaxed_nodes`` branch-and-bound nodes.
 3. **Deployment choice** -- the rounded deployments, by decreasing served
    requests/s, get their layers through :meth:`~.placement.Placement.layer_plan`
    (stored or borrowed where they still fit; a deployment that fits nowhere is
    dropped); then every other candidate pair, by decreasing demand in its
-   reach, gets its layers if they still fit, so step 4 may use it.
-4. **Fix** -- the integer allocation over the pairs now deployable, from the
-   rounded counts as a MIP start, restricted to one instance either side of
-   them (and to the LP's ceiling elsewhere), stopped after ``fixed_nodes``
-   nodes. The better of its counts and the rounded ones is admitted.
-5. **Fill** -- the greedy fill-up (:func:`~.greedy.fill_greedily`) alternates
+   reach, gets its layers if they still fit, so the fill-up may use it. The
+   rounded counts are admitted.
+4. **Fill** -- the greedy fill-up (:func:`~.greedy.fill_greedily`) alternates
    with swap moves (:func:`~.local_search.improve_instances`) until neither
    changes anything.
 
-Guarantee: none a priori (step 3 may drop deployments; steps 2 and 4 search
-restricted neighbourhoods and stop at node limits). A posteriori, ``bound``
+(A further step, the integer allocation over the deployable pairs from the
+rounded counts, was measured and dropped: it never served more than the
+rounded counts did and cost 2-3 s at 30 x 136.)
+
+Guarantee: none a priori (step 3 may drop deployments; step 2 searches a
+restricted neighbourhood and stops at a node limit). A posteriori, ``bound``
 brackets the plan and ``metrics["bound_gap"]`` says how far the plan may be
 from the optimum on this instance (held-out Docker Hub instances, 1 thread:
 benchmarks/microservice.py, table ``heldout``).
 
-Time: the steps plan to use at most ``work_seconds`` (default 8 s) or the time
-limit when smaller; the LP gets up to half of it, the rounding 60 % and the fix
-80 % of what is then left. Model building counts. When a step has no result in
-its share, the next steps do without it (no LP: no rounding or fix, the fill-up
-allocates alone); the plan is always valid.
+Time: steps 1-2 plan to use at most ``work_seconds`` (default 8 s) or the
+time limit when smaller, the LP up to half of it. Model building counts. When
+the LP is not solved in its share, the fill-up allocates alone (status
+``time_limit``, no LP bound); the plan is always valid.
 
-Deterministic per seed when the sub-MILPs end by their node limits (the usual
-case: the work limits are node counts); a time share that stops one first
-makes the plan depend on the clock.
+Deterministic per seed when the rounding ends by its node limit (the usual
+case: the work limit is a node count); a time share that stops it first makes
+the plan depend on the clock.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ from ...models.result import Role, SolveStatus, relative_gap
 from ...solvers.milp import BuildTimeout
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .bounds import throughput_upper_bound
 from .formulation import FormulationIndex, formulation_index
 from .greedy import DEFAULT_SCORE, fill_greedily
 from .integer_allocation import AllocationModel, AllocationOutcome, Pair
@@ -73,10 +74,9 @@ from .warm_start import limited
 
 __all__ = ["choose_layers", "fit_allocation", "solve_lp_round"]
 
-#: Default branch-and-bound node limits of the two sub-MILPs.
+#: Default branch-and-bound node limit of the rounding sub-MILP.
 RELAXED_NODES = 20
-FIXED_NODES = 20
-#: Default seconds the steps plan to use (each MILP gets a share of what is left).
+#: Default seconds the LP and the rounding plan to use (the LP up to half).
 WORK_SECONDS = 8.0
 
 
@@ -109,13 +109,6 @@ def choose_layers(
     return placement
 
 
-def _fill_up(placement: Placement, deadline: float) -> None:
-    """Step 5: greedy fill-up alternating with swap moves until neither changes anything."""
-    fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
-    while improve_instances(placement, deadline=deadline) and time.monotonic() < deadline:
-        fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
-
-
 def fit_allocation(
     problem: MicroserviceProblem,
     index: FormulationIndex,
@@ -123,7 +116,7 @@ def fit_allocation(
     *,
     deadline: float = math.inf,
 ) -> Placement:
-    """A valid placement from a storage-relaxed allocation: steps 3 and 5 of the module docstring.
+    """A valid placement from a storage-relaxed allocation: steps 3 and 4 of the module docstring.
 
     Parameters
     ----------
@@ -140,29 +133,12 @@ def fit_allocation(
         Layers for the deployments that fit, their counts, filled up.
     """
     placement = choose_layers(problem, index, allocation)
-    placement = _better_allocation(placement, [allocation.counts])
-    _fill_up(placement, deadline)
+    for (i, n), count in sorted(allocation.counts.items()):
+        placement.admit(i, n, count)
+    fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
+    while improve_instances(placement, deadline=deadline) and time.monotonic() < deadline:
+        fill_greedily(placement, score=DEFAULT_SCORE, deadline=deadline)
     return placement
-
-
-def _better_allocation(layers: Placement, candidates: list[dict[Pair, int]]) -> Placement:
-    """The layers with the candidate instance counts that serve most (the first on ties)."""
-    best: Placement | None = None
-    for counts in candidates:
-        placement = layers.layers_only()
-        for (i, n), count in sorted(counts.items()):
-            placement.admit(i, n, count)
-        if best is None or placement.served_rps > best.served_rps + 1e-9:
-            best = placement
-    assert best is not None
-    return best
-
-
-def _share(options: SolveOptions, name: str, default: float) -> float:
-    value = float(options.option(name, default))
-    if not 0.0 < value <= 1.0:
-        raise BadInput(f"options.{name}", f"must be in (0, 1], got {value}")
-    return value
 
 
 def _nodes(options: SolveOptions, name: str, default: int) -> int:
@@ -179,15 +155,6 @@ def _rounding_window(values: dict[Pair, float]) -> dict[Pair, tuple[int, int]]:
     }
 
 
-def _fixed_window(
-    start: dict[Pair, int], deployable: list[Pair], values: dict[Pair, float]
-) -> dict[Pair, tuple[int, int]]:
-    """Step 3's window: one instance either side of the start, up to the LP's ceiling elsewhere."""
-    window = {pair: (0, math.ceil(values.get(pair, 0.0) - 1e-6)) for pair in deployable}
-    window.update({pair: (count - 1, count + 1) for pair, count in start.items()})
-    return window
-
-
 @register_solver(
     "lp_round",
     deterministic=False,
@@ -196,12 +163,11 @@ def _fixed_window(
     needs=("pulp", "highspy"),
     auto_rank=10,
     description="Relax and fix: LP of the storage-relaxed integer allocation, RENS rounding, "
-    "layers fitted, instances re-allocated by a small MILP, greedy fill-up",
+    "layers fitted, greedy fill-up",
     extra_options={
         "relaxed_nodes": f"node limit of the rounding sub-MILP (default {RELAXED_NODES})",
-        "fixed_nodes": f"node limit of the fixed-layer sub-MILP (default {FIXED_NODES})",
-        "work_seconds": f"most seconds the steps plan to use (default {WORK_SECONDS:g}; "
-        "the time limit still applies)",
+        "work_seconds": f"most seconds the LP and the rounding plan to use (default "
+        f"{WORK_SECONDS:g}; the time limit still applies)",
     },
 )
 def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
@@ -210,79 +176,51 @@ def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> Solve
     if not index.pairs:
         return empty_output(problem)
     relaxed_nodes = _nodes(options, "relaxed_nodes", RELAXED_NODES)
-    fixed_nodes = _nodes(options, "fixed_nodes", FIXED_NODES)
     work = float(options.option("work_seconds", WORK_SECONDS))
     if work <= 0:
         raise BadInput("options.work_seconds", f"must be positive, got {work}")
     deadline = time.monotonic() + options.remaining()
-    budget = min(work, options.remaining())
-    budget_end = time.monotonic() + budget
+    budget_end = time.monotonic() + min(work, options.remaining())
     clock = [time.monotonic()]
 
     def share(fraction: float) -> SolveOptions:
         return limited(options, max(0.0, fraction * (budget_end - time.monotonic())))
 
     try:
-        everything = AllocationModel(problem, index, index.pairs, deadline=budget_end)
-        lp_bound, values = everything.relaxation(share(0.5))
-        relaxed = (
-            everything.solve(share(0.6), window=_rounding_window(values), max_nodes=relaxed_nodes)
+        model = AllocationModel(problem, index, index.pairs, deadline=budget_end)
+        lp_bound, values = model.relaxation(share(0.5))
+        clock.append(time.monotonic())
+        rounded = (
+            model.solve(share(1.0), window=_rounding_window(values), max_nodes=relaxed_nodes)
             if lp_bound is not None
             else AllocationOutcome(SolveStatus.NO_SOLUTION)
         )
     except BuildTimeout:
-        lp_bound, values, relaxed = None, {}, AllocationOutcome(SolveStatus.NO_SOLUTION)
+        lp_bound, rounded = None, AllocationOutcome(SolveStatus.NO_SOLUTION)
     clock.append(time.monotonic())
-    placement = choose_layers(problem, index, relaxed)
-    deployable = [pair for pair in index.pairs if placement.deployable(*pair)]
-    start = {pair: count for pair, count in relaxed.counts.items() if placement.deployable(*pair)}
+    placement = fit_allocation(problem, index, rounded, deadline=deadline)
     clock.append(time.monotonic())
-    fixed = AllocationOutcome(SolveStatus.NO_SOLUTION)
-    if values:
-        try:
-            model = AllocationModel(problem, index, deployable, deadline=budget_end)
-            fixed = model.solve(
-                share(0.8),
-                start=start,
-                window=_fixed_window(start, deployable, values),
-                max_nodes=fixed_nodes,
-            )
-        except BuildTimeout:
-            pass
-    clock.append(time.monotonic())
-    placement = _better_allocation(placement, [start, fixed.counts])
-    allocated = placement.served_rps
-    _fill_up(placement, deadline)
-    clock.append(time.monotonic())
-
-    closed_form = throughput_upper_bound(problem)
-    bound = closed_form if lp_bound is None else min(lp_bound, closed_form)
-    cut = lp_bound is None or options.expired()
     notes: dict[str, object] = (
         {"lp_objective": lp_bound}
         if lp_bound is not None
         else {"plan_from": "greedy fill-up alone (the LP was not solved within the time limit)"}
     )
-    phases = ("relaxation", "layers", "fixed_milp", "fill_up")
+    phases = ("lp", "rounding", "layers_and_fill_up")
     output = solver_output(
         problem,
         placement.instances,
         placement.stored,
         placement.borrowed,
-        SolveStatus.TIME_LIMIT if cut else SolveStatus.FEASIBLE,
-        bound,
+        SolveStatus.TIME_LIMIT if lp_bound is None or options.expired() else SolveStatus.FEASIBLE,
+        lp_bound,
         {
             **notes,
-            "rounded_objective": relaxed.objective,
-            "rounded_status": str(relaxed.status),
-            "deployable_pairs": len(deployable),
-            "fixed_objective": fixed.objective,
-            "fixed_status": str(fixed.status),
-            "allocated_rps": allocated,
+            "rounded_objective": rounded.objective,
+            "rounded_status": str(rounded.status),
             "phase_seconds": {
                 name: round(b - a, 3) for name, a, b in zip(phases, clock, clock[1:], strict=False)
             },
         },
     )
-    output.metrics["bound_gap"] = relative_gap(output.objective, bound)
+    output.metrics["bound_gap"] = relative_gap(output.objective, lp_bound)
     return output
