@@ -115,10 +115,11 @@ def conflicts(
 ) -> list[list[Pair]]:
     """Minimal sets of ``deployments`` whose layers provably cannot all fit.
 
-    Groups are checked from the most local: the deployments on one server,
-    then on a server and its neighbours, then all of them; the first level
-    with a conflict gives one minimal conflict per conflicting group (several
-    cuts per round, each on few deployments).
+    Groups are checked from the most local: the deployments on each server,
+    then on each server and its neighbours (a group containing a conflict
+    already found is skipped), and all of them only when no local group
+    conflicts; each conflicting group gives one minimal conflict (several cuts
+    per round, each on few deployments).
     """
     servers = sorted({server for _, server in deployments})
     levels = [
@@ -129,16 +130,16 @@ def conflicts(
         ],
         [sorted(deployments)],
     ]
-    for groups in levels:
-        found: list[list[Pair]] = []
+    found: list[list[Pair]] = []
+    for level, groups in enumerate(levels):
+        if level == len(levels) - 1 and found:
+            break  # the whole set only when no local group conflicts
         for group in groups:
             if any(set(conflict) <= set(group) for conflict in found):
                 continue
             if check(set(group), None)[0] == "infeasible":
                 found.append(_minimal_conflict(group, check))
-        if found:
-            return found
-    return []
+    return found
 
 
 def solve_storage_relaxed(
@@ -159,10 +160,11 @@ def solve_storage_relaxed(
     start:
         A feasible plan whose instance counts start the MILP.
     check:
-        When given, an optimal relaxed allocation whose plan does not attain
-        it is checked exactly: if its deployments fit, the check's plan
-        attains the bound (optimal); if not, minimal conflicting deployment
-        sets (:func:`conflicts`) are excluded and the MILP is solved again.
+        When given, a relaxed incumbent whose fitted plan does not attain the
+        bound is checked exactly: if its deployments fit, the check's plan
+        serves at least the incumbent (and is optimal when the MILP was); if
+        not and the MILP was optimal, minimal conflicting deployment sets
+        (:func:`conflicts`) are excluded and the MILP is solved again.
 
     Returns
     -------
@@ -199,11 +201,13 @@ def solve_storage_relaxed(
         best = _better(best, fitted)
         if meets_bound(best.objective if best else None, bound):
             break
-        if check is None or outcome.status is not SolveStatus.OPTIMAL or options.expired():
+        if check is None:
             break
         verdict, completed = check(set(outcome.counts), outcome.counts)
-        if verdict == "fits":
+        if verdict == "fits":  # serves at least the incumbent: optimal when the MILP was
             best = _better(best, completed)
+            break
+        if outcome.status is not SolveStatus.OPTIMAL or options.expired():
             break
         excluded = conflicts(problem, set(outcome.counts), check) if verdict == "infeasible" else []
         if not excluded:
