@@ -16,7 +16,7 @@ from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.milp import MIP_REL_GAP, BuildTimeout, solve_milp
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import formulation_index
 from .ilp import MilpModel, build_milp, read_placement, replay, start_values
@@ -52,9 +52,14 @@ def _empty_output(problem: MicroserviceProblem) -> SolverOutput:
     description="Exact ILP (PuLP; HiGHS with a MIP start, or CBC with backend='cbc'), "
     "after the storage-relaxed MILP's bound and plan",
     extra_options={
-        "backend": "'highs' (default) or 'cbc'",
-        "relaxed_share": "share of the time left for the storage-relaxed MILP "
-        "(HiGHS; default 0.7, 0 with backend='cbc'; 0 skips it)",
+        "backend": Option("'highs' (default) or 'cbc'", choices=("highs", "cbc")),
+        "relaxed_share": Option(
+            "share of the time left for the storage-relaxed MILP "
+            "(HiGHS; default 0.7, 0 with backend='cbc'; 0 skips it)",
+            types=("float",),
+            minimum=0.0,
+            maximum=1.0,
+        ),
         **HINT_OPTIONS,
     },
 )

@@ -63,7 +63,7 @@ from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus, relative_gap
 from ...solvers.milp import BuildTimeout
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .greedy import DEFAULT_SCORE, fill_greedily
@@ -165,9 +165,17 @@ def _rounding_window(values: dict[Pair, float]) -> dict[Pair, tuple[int, int]]:
     description="Relax and fix: LP of the storage-relaxed integer allocation, RENS rounding, "
     "layers fitted, greedy fill-up",
     extra_options={
-        "relaxed_nodes": f"node limit of the rounding sub-MILP (default {RELAXED_NODES})",
-        "work_seconds": f"most seconds the LP and the rounding plan to use (default "
-        f"{WORK_SECONDS:g}; the time limit still applies)",
+        "relaxed_nodes": Option(
+            f"node limit of the rounding sub-MILP (default {RELAXED_NODES})",
+            types=("int",),
+            minimum=1,
+        ),
+        "work_seconds": Option(
+            f"most seconds the LP and the rounding plan to use (default {WORK_SECONDS:g}; "
+            "the time limit still applies)",
+            types=("float",),
+            minimum=1e-9,
+        ),
     },
 )
 def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
