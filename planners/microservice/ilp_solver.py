@@ -20,27 +20,13 @@ from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import formulation_index
 from .ilp import MilpModel, build_milp, read_placement, replay, start_values
-from .placement import budget_violations, solver_output
+from .placement import budget_violations, empty_output, solver_output
 from .relaxed_bound import Check, Verdict, meets_bound, solve_storage_relaxed
 from .warm_start import HINT_OPTIONS, backend_options, heuristic_start, limited
 
 __all__ = ["solve_ilp"]
 
 logger = logging.getLogger(__name__)
-
-
-def _empty_output(problem: MicroserviceProblem) -> SolverOutput:
-    """The optimal plan when no instance can serve anything: deploy nothing."""
-    n_servers = len(problem.servers)
-    return solver_output(
-        problem,
-        [[0] * n_servers for _ in problem.services],
-        [set() for _ in range(n_servers)],
-        [{} for _ in range(n_servers)],
-        status=SolveStatus.OPTIMAL,
-        bound=0.0,
-        metrics={"variables": 0, "constraints": 0},
-    )
 
 
 @register_solver(
@@ -88,7 +74,9 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     """
     index = formulation_index(problem)
     if not index.pairs:
-        return _empty_output(problem)
+        output = empty_output(problem)
+        output.metrics.update(variables=0, constraints=0)
+        return output
     deadline = time.monotonic() + options.remaining()
     fallback = heuristic_start(problem, options)
     highs = options.option("backend", "highs") == "highs"
