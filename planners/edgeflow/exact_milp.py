@@ -1,0 +1,180 @@
+"""``milp-split``: the split-share MILP with a proven bound (Hu & Li 2022, reconstruction).
+
+Steps, all within the time limit (model building counts):
+
+1. The ``edgeflow`` heuristic (:mod:`.progressive`) runs first, on at most
+   :data:`HEURISTIC_SHARE` of the time; its plan is the incumbent.
+2. The relaxation MILP of :mod:`.milp_relaxation` runs on at most
+   ``relaxation_share`` of what is left; its dual bound is proven.
+3. The split-share MILP of :mod:`.milp_model` runs on the rest, with the
+   heuristic's plan projected onto the model as a MIP start (each group's
+   shares are those of its heaviest layer; HiGHS completes or drops it). Its
+   shares are rounded by largest remainder, built into a plan and timed by the
+   replay (:func:`.replay.plan_latency`).
+
+The reported plan is the faster (by the replay) of the MILP's and the
+heuristic's, so it is never worse than ``edgeflow`` run on the same budget.
+
+Proof obligations
+-----------------
+* The split MILP is a restriction (one split per layer group, fixed device
+  order, group-synchronous timing, approximate transfers): its optimum is
+  *not* a bound and is reported only as ``metrics["model_latency_s"]``.
+* The reported bound is the larger of the kind's closed-form bound
+  (:func:`.bounds.latency_lower_bound`) and the relaxation's dual bound, both
+  lower bounds on the latency of every plan the simulator accepts (proofs in
+  those modules).
+* ``OPTIMAL`` only when the plan's latency equals that bound within a relative
+  1e-6; then it is optimal over all plans. Otherwise ``FEASIBLE`` (or
+  ``TIME_LIMIT`` when the limit cut a stage). Since the MILP alone cannot close
+  the gap in general, the solver is registered as a heuristic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
+from ...models.result import Role, SolveStatus
+from ...solvers.milp import BuildTimeout, solve_milp
+from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.registry import register_solver
+from .bounds import latency_lower_bound
+from .builder import memory_overflow
+from .coarsen import coarsen
+from .fusion import MAX_FUSED_LAYERS
+from .milp_model import build_split_model, plan_from_shares, start_from_plan
+from .milp_relaxation import relaxation_bound
+from .progressive import solve_progressive
+from .replay import plan_latency
+
+__all__ = ["solve_milp_split"]
+
+DEFAULT_MAX_GROUPS = 24
+DEFAULT_RELAXATION_SHARE = 0.3
+#: Share of the time limit the heuristic incumbent may take.
+HEURISTIC_SHARE = 0.25
+#: Seconds the MILP stages take at most when there is no time limit.
+UNLIMITED_CAP_S = 60.0
+#: Relative tolerance of "the plan's latency equals the proven bound".
+OPTIMALITY_TOLERANCE = 1e-6
+
+
+def _budget(options: SolveOptions, seconds: float) -> SolveOptions:
+    """Options for a stage that may take ``seconds`` of what is left (counted from now)."""
+    left = options.remaining()
+    if math.isinf(left):
+        left = UNLIMITED_CAP_S
+    return dataclasses.replace(
+        options, time_limit=max(0.0, min(seconds, left)), started_at=time.monotonic()
+    )
+
+
+def _horizon_s(problem: EdgeflowProblem, heuristic_s: float) -> float:
+    """A big-M in seconds: every layer on the slowest device plus every byte over the slowest link."""
+    slowest = min(d.flops_per_s for d in problem.devices)
+    overhead = max(d.overhead_s for d in problem.devices)
+    compute = sum(layer.work_flops / slowest + overhead for layer in problem.layers)
+    narrowest = (
+        min(link.bandwidth_bytes_per_s for link in problem.network.links)
+        if problem.network.links
+        else math.inf
+    )
+    moved = 4 * len(problem.devices) * sum(layer.out_bytes for layer in problem.layers) / narrowest
+    latency = sum(link.latency_s for link in problem.network.links)
+    return 2 * (heuristic_s + compute + moved + latency * len(problem.layers)) + 1.0
+
+
+def _split_plan(
+    problem: EdgeflowProblem, options: SolveOptions, incumbent: EdgeflowPlan, incumbent_s: float
+) -> tuple[EdgeflowPlan | None, dict[str, object]]:
+    """Solve the split-share MILP; its plan (or None) and metrics."""
+    groups = coarsen(problem, int(options.option("max_groups", DEFAULT_MAX_GROUPS)))
+    deadline = time.monotonic() + options.remaining() if not options.expired() else 0.0
+    try:
+        split = build_split_model(problem, groups, _horizon_s(problem, incumbent_s), deadline)
+    except BuildTimeout:
+        return None, {"groups": len(groups), "milp_status": "build timed out"}
+    outcome = solve_milp(
+        split.model, options, "highs", start=start_from_plan(problem, split, incumbent)
+    )
+    metrics: dict[str, object] = {
+        "groups": len(groups),
+        "milp_status": outcome.status.value,
+        "model_latency_s": outcome.objective,
+    }
+    if not outcome.has_solution:
+        return None, metrics
+    shares = {key: float(var.varValue or 0.0) for key, var in split.share.items()}
+    starts = [float(var.varValue or 0.0) for var in split.start]
+    variants = {
+        fuse: plan_from_shares(problem, groups, shares, starts, fuse)
+        for fuse in (1, MAX_FUSED_LAYERS, len(problem.layers))
+    }
+    timed = {fuse: plan_latency(problem, plan) for fuse, plan in variants.items()}
+    chosen = min(timed, key=lambda fuse: (timed[fuse], fuse))
+    metrics["fused_up_to"] = chosen
+    return variants[chosen], metrics
+
+
+@register_solver(
+    "milp-split",
+    kind="edgeflow",
+    role=Role.HEURISTIC,
+    needs=("pulp", "highspy"),
+    deterministic=False,
+    description=(
+        "MILP over row shares of coarsened layer groups (fixed device order, group-synchronous "
+        "timing) seeded with edgeflow, plus a relaxation MILP whose dual bound is proven; the "
+        "split model is a restriction, so registered as a heuristic (OPTIMAL only when the plan "
+        "meets the proven bound)"
+    ),
+    extra_options={
+        "max_groups": f"layers are merged into at most this many groups (default {DEFAULT_MAX_GROUPS})",
+        "relaxation_share": f"share of the time after the heuristic given to the bound's relaxation (default {DEFAULT_RELAXATION_SHARE})",
+    },
+)
+def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
+    """Heuristic incumbent, relaxation bound, split-share MILP; keep the faster plan (module docstring)."""
+    total = options.remaining() if math.isfinite(options.remaining()) else UNLIMITED_CAP_S
+    heuristic = solve_progressive(problem, _budget(options, HEURISTIC_SHARE * total))
+    if heuristic.plan is None:
+        return heuristic  # no plan fits memory: the heuristic says why
+    best_plan, best_s, source = heuristic.plan, float(heuristic.objective or math.inf), "edgeflow"
+
+    share = float(options.option("relaxation_share", DEFAULT_RELAXATION_SHARE))
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"relaxation_share: must be within [0, 1], got {share}")
+    relaxation_s = share * (
+        options.remaining() if math.isfinite(options.remaining()) else UNLIMITED_CAP_S
+    )
+    relaxed, metrics = relaxation_bound(problem, options, relaxation_s)
+    metrics = dict(metrics)
+    metrics["relaxation_bound_s"] = relaxed
+
+    found, split_metrics = _split_plan(
+        problem, _budget(options, options.remaining()), best_plan, best_s
+    )
+    metrics.update(split_metrics)
+    if found is not None and memory_overflow(problem, found) is None:
+        found_s = plan_latency(problem, found)
+        metrics["milp_plan_latency_s"] = found_s
+        if found_s < best_s:
+            best_plan, best_s, source = found, found_s, "milp"
+    metrics["plan_source"] = source
+    metrics["edgeflow_latency_s"] = heuristic.objective
+
+    bound = max(latency_lower_bound(problem), relaxed or 0.0)
+    if best_s <= bound * (1 + OPTIMALITY_TOLERANCE):
+        status = SolveStatus.OPTIMAL
+    elif options.expired() or split_metrics.get("milp_status") in (
+        "time_limit",
+        "no_solution",
+        "build timed out",
+    ):
+        status = SolveStatus.TIME_LIMIT
+    else:
+        status = SolveStatus.FEASIBLE
+    return SolverOutput(status, plan=best_plan, objective=best_s, bound=bound, metrics=metrics)
