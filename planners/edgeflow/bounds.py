@@ -15,19 +15,33 @@ requirements cover the receptive field of its whole row range, which contains
 the fields of its single rows). Induction over the reverse topological order.
 
 Bound (a), spread with windows: a used unit on device ``d`` lies in
-``[delay_d, T - return_d]`` (:func:`device_windows`), so ``sum_d s_d * (T -
-delay_d - return_d)^+ >= needed FLOPs + units * min_d(s_d * overhead_d)``
-(``s_d`` in FLOP/s; every layer with needed rows has at least one used unit,
-and a unit on ``d`` costs ``s_d * overhead_d`` FLOPs of capacity).
+``[delay_d, T - return_d]`` (:func:`device_windows`) and the units of one
+device run one at a time, so with ``u_d`` used units and ``w_d`` needed FLOPs
+on ``d``: ``w_d / s_d + u_d * overhead_d <= (T - delay_d - return_d)^+``,
+``sum_d w_d >= needed FLOPs`` and ``sum_d u_d >= layers with needed rows``
+(``s_d`` in FLOP/s). The smallest ``T`` for which this LP is feasible is the
+bound (:func:`_spread_bound` solves it greedily and bisects on ``T``). The
+former form "work / summed speed + overhead x layers / devices" is not a
+bound: overheads can pile up on a slow device while a fast one computes (see
+``tests/planners/edgeflow/test_bounds.py``).
 
 Bound (b), dense paths: along a path to an output whose edges are *dense*
 (:func:`dense_edge`: every consumer unit needs a nonempty part of the
 producer and all consumer rows need all producer rows), a whole-only layer is
-a barrier: everything of the path before it is finished before its first
-unit starts, everything after starts after its first unit ends. So the path
-costs at least the sum over its layers of ``min_d(overhead_d + flops /
-s_d)`` for whole-only (or input) layers and ``(flops + min_d(s_d *
-overhead_d)) / sum_d s_d`` for splittable ones.
+a barrier: every row of the path before it is computed before its first
+unit starts, and every unit of the path after it starts after that unit
+ends. Between barriers all rows of the segment's layers are computed, so the
+segment's window is at least its rate cost ``sum (flops + min_d(s_d *
+overhead_d)) / sum_d s_d`` and at least its chain cost (c) below; any mix
+``lam * rate + (1 - lam) * chain`` is then additive along the path. A
+whole-only (or input) layer costs ``min_d(overhead_d + flops / s_d)`` over its
+allowed devices.
+
+Bound (c), unit chains: if every unit of a consumer needs a nonempty part of
+its producer (:func:`nonempty_edge`), a used unit of the consumer starts after
+a unit of the producer ends, so along any such path to an output the latency
+is at least the sum of one unit per layer: ``min_d(overhead_d + one row's
+flops / s_d)``.
 """
 
 from __future__ import annotations
@@ -244,7 +258,7 @@ def _path_bound(problem: EdgeflowProblem) -> float:
 
 
 def latency_lower_bound(problem: EdgeflowProblem) -> float:
-    """A proven lower bound on the latency in seconds: the larger of bounds (a) and (b).
+    """A proven lower bound on the latency in seconds: the largest of bounds (a), (b) and (c).
 
     See the module docstring for the statements and their proofs. Cost: a pass
     over the rows of every layer and one over the edges (milliseconds on
