@@ -28,9 +28,11 @@ delivery of the output depends on; they finish by the latency ``T``):
   time: ``T >= sum_{d in D_r} sum_P bytes_per_row(P) * got[P, d] / capacity(r)``
   (a shared WLAN: every transfer; a switch: each device's downlink).
 * Memory: the weights of the layers a device runs fit.
+* Cuts: ``T >=`` the closed-form bound; busy times of interchangeable devices
+  (:func:`interchangeable_devices`) in decreasing order.
 
-Every plan the simulator accepts gives a feasible point with objective at
-most its latency, so the MILP's optimum, and HiGHS's dual bound on it, are
+Every plan the simulator accepts gives a feasible point with ``T`` its
+latency (after relabelling interchangeable devices), so the MILP's optimum, and HiGHS's dual bound on it, are
 lower bounds. The dual bound is shrunk by a relative :data:`SAFETY` for the
 solver's feasibility tolerances.
 """
@@ -38,6 +40,7 @@ solver's feasibility tolerances.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Mapping
@@ -47,9 +50,15 @@ import pulp
 from ...models.edgeflow import EdgeflowProblem, Layer
 from ...solvers.milp import BuildTimeout, check_deadline, solve_milp
 from ...solvers.options import SolveOptions
-from .bounds import device_windows, needed_rows
+from .bounds import device_windows, latency_lower_bound, needed_rows
 
-__all__ = ["SAFETY", "common_resources", "field_floor", "relaxation_bound"]
+__all__ = [
+    "SAFETY",
+    "common_resources",
+    "field_floor",
+    "interchangeable_devices",
+    "relaxation_bound",
+]
 
 #: Relative margin taken off HiGHS's dual bound (its tolerances are 1e-7 absolute / 1e-6 gap).
 SAFETY = 1e-6
@@ -84,6 +93,35 @@ def common_resources(problem: EdgeflowProblem) -> dict[str, list[str]]:
         for resource in sorted(set.intersection(*sets) if sets else set()):
             shared.setdefault(resource, []).append(d)
     return shared
+
+
+def interchangeable_devices(problem: EdgeflowProblem) -> list[list[str]]:
+    """Classes (of two or more) of devices that every constraint of the relaxation treats alike.
+
+    Same speed, overhead, memory and window; the same shared resources and
+    the same capacities of the resources only they receive over; neither the
+    input nor the output device nor a pin. Swapping two of them maps a feasible
+    point to one with the same latency, so their busy times may be ordered
+    (symmetry breaking; the bound stays valid).
+    """
+    windows = device_windows(problem)
+    shared = common_resources(problem)
+    excluded = {problem.input_device, problem.output_device, *problem.pins.values()}
+    classes: dict[tuple[object, ...], list[str]] = {}
+    for device in problem.devices:
+        if device.name in excluded:
+            continue
+        mine = [r for r, receivers in shared.items() if device.name in receivers]
+        signature = (
+            device.flops_per_s,
+            device.overhead_s,
+            device.memory_bytes,
+            windows[device.name],
+            tuple(sorted(r for r in mine if len(shared[r]) > 1)),
+            tuple(sorted(problem.network.capacity_of(r) for r in mine if len(shared[r]) == 1)),
+        )
+        classes.setdefault(signature, []).append(device.name)
+    return [names for names in classes.values() if len(names) > 1]
 
 
 def _build(problem: EdgeflowProblem, deadline: float) -> tuple[pulp.LpProblem, pulp.LpVariable]:
@@ -139,9 +177,10 @@ def _build(problem: EdgeflowProblem, deadline: float) -> tuple[pulp.LpProblem, p
         key = (name, problem.output_device)
         got.setdefault(key, pulp.LpVariable(f"delivered_{k}", lowBound=0))
         model += rows[key] + got[key] >= layers[name].out_rows
+    busy_of: dict[str, pulp.LpAffineExpression] = {}
     for device in devices:
         delay, back = windows[device.name]
-        busy = pulp.lpSum(
+        busy = busy_of[device.name] = pulp.lpSum(
             rows[(layer.name, device.name)] * (layer.flops_per_row / device.flops_per_s)
             + device.overhead_s * on[(layer.name, device.name)]
             for layer in problem.layers
@@ -154,6 +193,9 @@ def _build(problem: EdgeflowProblem, deadline: float) -> tuple[pulp.LpProblem, p
                 )
                 <= device.memory_bytes
             )
+    for twins in interchangeable_devices(problem):
+        for a, b in itertools.pairwise(twins):
+            model += busy_of[a] >= busy_of[b]
     check_deadline(deadline)
     for resource, receivers in common_resources(problem).items():
         capacity = problem.network.capacity_of(resource)
@@ -165,6 +207,9 @@ def _build(problem: EdgeflowProblem, deadline: float) -> tuple[pulp.LpProblem, p
             if d in receivers
         )
         model += latency >= moved
+    # Valid for every plan, so for every point the relaxation must admit: lets HiGHS stop
+    # as soon as it meets the closed form instead of proving a weaker value.
+    model += latency >= latency_lower_bound(problem)
     model += latency
     return model, latency
 
