@@ -190,8 +190,12 @@ def test_bounds_stay_below_every_solver_on_shipped_instances(repo) -> None:
 
 
 def test_bounds_stay_below_the_fast_solvers_on_shipped_instances(repo) -> None:
-    """On every shipped instance, the closed-form bound is below every baseline's and ours' latency."""
-    fast = [s.name for s in solvers("edgeflow") if s.role.value == "baseline"] + ["edgeflow"]
+    """On every shipped instance, the closed-form bound is below the quick baselines' latency (all solvers: slow test)."""
+    fast = [
+        s.name
+        for s in solvers("edgeflow")
+        if s.role.value == "baseline" and s.name != "neurosurgeon"
+    ]
     for path in sorted((repo / "instances" / "edgeflow").glob("*.json")):
         problem = distplan.load_instance(path)
         bound = latency_lower_bound(problem)
