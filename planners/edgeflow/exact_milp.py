@@ -39,10 +39,9 @@ import time
 import pulp
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
-from ...models.errors import BadInput
 from ...models.result import Role, SolveStatus
 from ...solvers.milp import BuildTimeout, solve_milp
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .bounds import latency_lower_bound
 from .builder import memory_overflow
@@ -126,7 +125,7 @@ def _split_plan(
     problem: EdgeflowProblem, options: SolveOptions, incumbent: EdgeflowPlan, incumbent_s: float
 ) -> tuple[EdgeflowPlan | None, dict[str, object]]:
     """Solve the split-share MILP; its plan (or None) and metrics."""
-    groups = coarsen(problem, options.option("max_groups", DEFAULT_MAX_GROUPS))
+    groups = coarsen(problem, int(options.option("max_groups", DEFAULT_MAX_GROUPS)))
     deadline = time.monotonic() + options.remaining() if not options.expired() else 0.0
     try:
         split = build_split_model(problem, groups, _horizon_s(problem, incumbent_s), deadline)
@@ -180,18 +179,23 @@ def _split_plan(
         "meets the proven bound)"
     ),
     extra_options={
-        "max_groups": f"layers are merged into at most this many groups (default {DEFAULT_MAX_GROUPS})",
-        "relaxation_share": f"share of the time after the heuristic given to the bound's relaxation (default {DEFAULT_RELAXATION_SHARE})",
+        "max_groups": Option(
+            f"layers are merged into at most this many groups (default {DEFAULT_MAX_GROUPS})",
+            types=("int",),
+            minimum=1,
+        ),
+        "relaxation_share": Option(
+            "share of the time after the heuristic given to the bound's relaxation"
+            f" (default {DEFAULT_RELAXATION_SHARE})",
+            types=("float",),
+            minimum=0.0,
+            maximum=1.0,
+        ),
     },
 )
 def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Heuristic incumbent, relaxation bound, split-share MILP; keep the faster plan (module docstring)."""
-    share = options.option("relaxation_share", DEFAULT_RELAXATION_SHARE)
-    if not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
-        raise BadInput("relaxation_share", f"must be a number within [0, 1], got {share!r}")
-    max_groups = options.option("max_groups", DEFAULT_MAX_GROUPS)
-    if not isinstance(max_groups, int) or max_groups < 1:
-        raise BadInput("max_groups", f"must be a positive integer, got {max_groups!r}")
+    share = float(options.option("relaxation_share", DEFAULT_RELAXATION_SHARE))
     total = options.remaining() if math.isfinite(options.remaining()) else UNLIMITED_CAP_S
     heuristic = solve_progressive(problem, _budget(options, HEURISTIC_SHARE * total))
     if heuristic.plan is None:
