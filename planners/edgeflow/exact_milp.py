@@ -60,7 +60,7 @@ DEFAULT_RELAXATION_SHARE = 0.3
 HEURISTIC_SHARE = 0.25
 #: Share of the split MILP's time spent completing the heuristic's start.
 START_SHARE = 0.1
-#: Seconds the MILP stages take at most when there is no time limit.
+#: Seconds the whole solve takes at most when there is no time limit (then a cut says TIME_LIMIT).
 UNLIMITED_CAP_S = 60.0
 #: Relative gain the MILP's plan needs to replace the heuristic's (rounding noise is no gain).
 IMPROVEMENT = 1e-9
@@ -70,12 +70,8 @@ OPTIMALITY_TOLERANCE = 1e-6
 
 def _budget(options: SolveOptions, seconds: float) -> SolveOptions:
     """Options for a stage that may take ``seconds`` of what is left (counted from now)."""
-    left = options.remaining()
-    if math.isinf(left):
-        left = UNLIMITED_CAP_S
-    return dataclasses.replace(
-        options, time_limit=max(0.0, min(seconds, left)), started_at=time.monotonic()
-    )
+    limit = max(0.0, min(seconds, options.remaining()))
+    return dataclasses.replace(options, time_limit=limit, started_at=time.monotonic())
 
 
 def _horizon_s(problem: EdgeflowProblem, heuristic_s: float) -> float:
@@ -139,7 +135,7 @@ def _split_plan(
         for key, var in split.share.items()
     }
     plan_latency(problem, plan_from_shares(problem, groups, probe, list(range(len(groups)))))
-    reserve_s = 3 * (time.monotonic() - began) + 0.02 * min(options.remaining(), UNLIMITED_CAP_S)
+    reserve_s = 3 * (time.monotonic() - began) + 0.02 * options.remaining()
     start = _complete_start(split, start, _budget(options, START_SHARE * options.remaining()))
     solve_s = max(0.0, options.remaining() - reserve_s)
     solve_options = dataclasses.replace(options, time_limit=solve_s, started_at=time.monotonic())
@@ -196,16 +192,14 @@ def _split_plan(
 def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Heuristic incumbent, relaxation bound, split-share MILP; keep the faster plan (module docstring)."""
     share = float(options.option("relaxation_share", DEFAULT_RELAXATION_SHARE))
-    total = options.remaining() if math.isfinite(options.remaining()) else UNLIMITED_CAP_S
-    heuristic = solve_progressive(problem, _budget(options, HEURISTIC_SHARE * total))
+    if math.isinf(options.time_limit):
+        options = dataclasses.replace(options, time_limit=UNLIMITED_CAP_S)
+    heuristic = solve_progressive(problem, _budget(options, HEURISTIC_SHARE * options.remaining()))
     if heuristic.plan is None:
         return heuristic  # no plan fits memory: the heuristic says why
     best_plan, best_s, source = heuristic.plan, float(heuristic.objective or math.inf), "edgeflow"
 
-    relaxation_s = share * (
-        options.remaining() if math.isfinite(options.remaining()) else UNLIMITED_CAP_S
-    )
-    relaxed, metrics = relaxation_bound(problem, options, relaxation_s)
+    relaxed, metrics = relaxation_bound(problem, options, share * options.remaining())
     metrics = dict(metrics)
     metrics["relaxation_bound_s"] = relaxed
 

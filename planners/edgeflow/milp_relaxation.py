@@ -5,10 +5,12 @@ Hu & Li 2022 give no bound; this relaxation and its proof are ours
 plan must pay, counted over the *used units* of :mod:`.bounds` (the units the
 delivery of the output depends on; they finish by the latency ``T``):
 
-* ``rows[L, d]`` in ``[0, out_rows(L)]``: rows of layer ``L`` computed by used
-  units on device ``d`` (overlaps counted twice); ``on[L, d]`` binary: ``d``
-  runs at least one used unit of ``L``, so ``on <= rows <= out_rows * on``
-  (equality for whole-only layers). Pins and input tensors fix ``on``.
+* ``rows[L, d]`` in ``[0, out_rows(L)]``: *distinct* rows of layer ``L``
+  computed by used units on device ``d`` (the work done is at least theirs);
+  ``on[L, d]`` binary: ``d`` runs at least one used unit of ``L``, so ``on <=
+  rows <= out_rows * on`` (equality for whole-only layers; for input tensors,
+  which have no work, counting every row only relaxes). Pins and input
+  tensors fix ``on``.
 * Coverage: ``sum_d rows[L, d] >= needed rows of L`` (:func:`.bounds.needed_rows`).
 * Receptive fields: for every edge ``P -> C`` and device ``d``, the rows of
   ``P`` present on ``d`` (own used rows plus received rows ``got[P, d]``) are

@@ -15,7 +15,11 @@ from distplan.planners.edgeflow.bounds import latency_lower_bound, needed_rows
 from distplan.planners.edgeflow.builder import Part, build_plan
 from distplan.planners.edgeflow.evaluator import simulate
 from distplan.planners.edgeflow.examples import chain_layers, example_problems, tiny_problem
-from distplan.planners.edgeflow.milp_relaxation import field_floor, relaxation_bound
+from distplan.planners.edgeflow.milp_relaxation import (
+    field_floor,
+    interchangeable_devices,
+    relaxation_bound,
+)
 from distplan.solvers.options import SolveOptions
 from distplan.solvers.registry import solvers
 
@@ -218,3 +222,9 @@ def test_chain_split_hand_plan_is_above_both_bounds() -> None:
     relaxed, _ = relaxation_bound(problem, SolveOptions(time_limit=10.0), 10.0)
     assert relaxed is not None
     assert max(latency_lower_bound(problem), relaxed) <= latency
+
+
+def test_interchangeable_devices_leave_out_the_input_device_and_differing_speeds() -> None:
+    """Four devices on one WLAN: d0 holds input and output, d3 is faster; only d1 and d2 swap."""
+    problem = tiny_problem("twins", chain_layers(), [1e7, 1e7, 1e7, 2e7])
+    assert interchangeable_devices(problem) == [["d1", "d2"]]
