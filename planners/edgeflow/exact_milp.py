@@ -33,6 +33,7 @@ Proof obligations
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 
@@ -43,8 +44,9 @@ from ...models.result import Role, SolveStatus
 from ...solvers.milp import BuildTimeout, solve_milp
 from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
+from .baselines import single_device_parts
 from .bounds import latency_lower_bound
-from .builder import memory_overflow
+from .builder import build_plan, memory_overflow
 from .coarsen import coarsen
 from .fusion import MAX_FUSED_LAYERS
 from .milp_model import SplitModel, build_split_model, plan_from_shares, start_from_plan
@@ -53,6 +55,8 @@ from .progressive import solve_progressive
 from .replay import plan_latency
 
 __all__ = ["solve_milp_split"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_GROUPS = 24
 DEFAULT_RELAXATION_SHARE = 0.3
@@ -72,6 +76,31 @@ def _budget(options: SolveOptions, seconds: float) -> SolveOptions:
     """Options for a stage that may take ``seconds`` of what is left (counted from now)."""
     limit = max(0.0, min(seconds, options.remaining()))
     return dataclasses.replace(options, time_limit=limit, started_at=time.monotonic())
+
+
+def _incumbent(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
+    """The ``edgeflow`` heuristic's result; if it fails, the best single-device plan that fits memory.
+
+    The heuristic is another module's; a failure there (a degenerate instance)
+    is logged and reported in ``metrics["incumbent_error"]`` rather than
+    failing this solver.
+    """
+    try:
+        return solve_progressive(problem, options)
+    except (ValueError, KeyError) as exc:
+        logger.exception("edgeflow heuristic failed; milp-split starts from one device")
+        error = f"{type(exc).__name__}: {exc}"
+    plans = [build_plan(problem, single_device_parts(problem, d.name))[0] for d in problem.devices]
+    fitting = [plan for plan in plans if memory_overflow(problem, plan) is None]
+    if not fitting:
+        return SolverOutput(
+            SolveStatus.NO_SOLUTION,
+            metrics={"reason": f"edgeflow failed ({error}) and no single device fits memory"},
+        )
+    timed = [(plan_latency(problem, plan), k) for k, plan in enumerate(fitting)]
+    latency, k = min(timed)
+    metrics = {"incumbent": "single-device", "incumbent_error": error}
+    return SolverOutput(SolveStatus.FEASIBLE, plan=fitting[k], objective=latency, metrics=metrics)
 
 
 def _horizon_s(problem: EdgeflowProblem, heuristic_s: float) -> float:
@@ -194,10 +223,11 @@ def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverO
     share = float(options.option("relaxation_share", DEFAULT_RELAXATION_SHARE))
     if math.isinf(options.time_limit):
         options = dataclasses.replace(options, time_limit=UNLIMITED_CAP_S)
-    heuristic = solve_progressive(problem, _budget(options, HEURISTIC_SHARE * options.remaining()))
+    heuristic = _incumbent(problem, _budget(options, HEURISTIC_SHARE * options.remaining()))
     if heuristic.plan is None:
         return heuristic  # no plan fits memory: the heuristic says why
-    best_plan, best_s, source = heuristic.plan, float(heuristic.objective or math.inf), "edgeflow"
+    best_plan, best_s = heuristic.plan, float(heuristic.objective or math.inf)
+    source = str(heuristic.metrics.get("incumbent", "edgeflow"))
 
     relaxed, metrics = relaxation_bound(problem, options, share * options.remaining())
     metrics = dict(metrics)
@@ -214,6 +244,8 @@ def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverO
             best_plan, best_s, source = found, found_s, "milp"
     metrics["plan_source"] = source
     metrics["edgeflow_latency_s"] = heuristic.objective
+    if "incumbent_error" in heuristic.metrics:
+        metrics["incumbent_error"] = heuristic.metrics["incumbent_error"]
 
     bound = max(latency_lower_bound(problem), relaxed or 0.0)
     if best_s <= bound * (1 + OPTIMALITY_TOLERANCE):

@@ -35,6 +35,7 @@ replay; the proven bound comes from :mod:`.milp_relaxation`.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ import pulp
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...solvers.milp import check_deadline
+from .bounds import nonempty_edge
 from .builder import Part, build_plan, parts_from_counts, whole
 from .fusion import fused_parts
 from .milp_relaxation import common_resources
@@ -68,9 +70,15 @@ def _is_whole(problem: EdgeflowProblem, names: list[str]) -> bool:
 
 
 def _is_chain(problem: EdgeflowProblem, members: list[str]) -> bool:
-    """Whether each member after the first reads only the one before it (a fusable chain)."""
+    """Whether each member after the first reads only the one before it, and every row of it some rows.
+
+    (Such a chain can be fused: every part's receptive field is nonempty.)
+    """
     layers = problem.layer_by_name
-    return all(layers[b].inputs == [a] for a, b in zip(members, members[1:], strict=False))
+    return all(
+        layers[b].inputs == [a] and nonempty_edge(layers[b], layers[a])
+        for a, b in zip(members, members[1:], strict=False)
+    )
 
 
 def _reachable(count: int, edges: set[tuple[int, int]]) -> list[set[int]]:
@@ -324,9 +332,43 @@ def plan_from_shares(
             else:
                 rows = problem.layer_by_name[name].out_rows
                 parts[name] = parts_from_counts(names, largest_remainder(share, rows))
-    ranked = sorted(range(len(runs)), key=lambda r: (starts[runs[r][0]], runs[r][0]))
-    order = [n for r in ranked for g in runs[r] for n in groups[g]]
+    members_of = [[n for g in run for n in groups[g]] for run in runs]
+    order = [
+        n
+        for r in _ranked_runs(problem, members_of, [starts[run[0]] for run in runs])
+        for n in members_of[r]
+    ]
     return build_plan(problem, parts, order)[0]
+
+
+def _ranked_runs(
+    problem: EdgeflowProblem, members_of: list[list[str]], starts: list[float]
+) -> list[int]:
+    """Runs in a topological order that takes the earliest model start first (ties: index).
+
+    Sorting by start alone could put a consumer first when solver tolerances
+    make two starts equal up to 1e-9.
+    """
+    run_of = {n: r for r, members in enumerate(members_of) for n in members}
+    after: list[set[int]] = [set() for _ in members_of]
+    waiting = [0] * len(members_of)
+    for layer in problem.layers:
+        for producer in layer.inputs:
+            a, b = run_of[producer], run_of[layer.name]
+            if a != b and b not in after[a]:
+                after[a].add(b)
+                waiting[b] += 1
+    ready = [(starts[r], r) for r in range(len(members_of)) if waiting[r] == 0]
+    heapq.heapify(ready)
+    ranked = []
+    while ready:
+        _, r = heapq.heappop(ready)
+        ranked.append(r)
+        for b in sorted(after[r]):
+            waiting[b] -= 1
+            if waiting[b] == 0:
+                heapq.heappush(ready, (starts[b], b))
+    return ranked
 
 
 def _fusable(problem: EdgeflowProblem, pieces: list[list[str]], fuse_up_to: int) -> bool:

@@ -120,3 +120,18 @@ def test_bad_options_name_the_field(option: str, value: object) -> None:
     """An out-of-range option is rejected with a message naming it."""
     with pytest.raises(BadInput, match=option):
         distplan.solve(EXAMPLES["chain-2dev"][0], "milp-split", options={option: value})
+
+
+def test_a_failing_heuristic_falls_back_to_one_device(monkeypatch) -> None:
+    """If edgeflow raises, milp-split starts from the best single device and says so."""
+    from distplan.planners.edgeflow import exact_milp
+
+    def broken(problem, options):
+        raise ValueError("degenerate instance")
+
+    monkeypatch.setattr(exact_milp, "solve_progressive", broken)
+    problem = EXAMPLES["chain-2dev"][0]
+    result = distplan.solve(problem, "milp-split", time_limit=20, seed=0)
+    assert result.status in HAS_PLAN
+    assert simulate(problem, result.plan).feasible
+    assert result.metrics["incumbent_error"] == "ValueError: degenerate instance"
