@@ -49,8 +49,9 @@ from .bounds import latency_lower_bound
 from .builder import build_plan, memory_overflow
 from .coarsen import coarsen
 from .fusion import MAX_FUSED_LAYERS
-from .milp_model import SplitModel, build_split_model, plan_from_shares, start_from_plan
+from .milp_model import SplitModel, build_split_model
 from .milp_relaxation import relaxation_bound
+from .milp_rounding import plan_from_shares, start_from_plan
 from .progressive import solve_progressive
 from .replay import plan_latency
 

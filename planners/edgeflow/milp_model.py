@@ -14,8 +14,8 @@ each layer of the group.
   share / speed_d + overhead_d * on)`` for every device.
 * Bytes into ``d`` on a group edge ``q -> g``: for a splittable consumer, the
   fraction it needs but does not hold, linearised with the fixed order as
-  ``(offset_q - offset_g)^+ + (end_g - end_q)^+`` (exact when the ranges
-  overlap, an over-estimate otherwise), plus halo rows ``(kernel - stride)^+ *
+  ``min(share_g, (offset_q - offset_g)^+ + (end_g - end_q)^+)`` (exact for
+  contiguous ranges; one binary picks the minimum), plus halo rows ``(kernel - stride)^+ *
   (on - share)``; for a whole-only consumer, ``on[g, d] - share[q, d]`` of the
   producer.
 * ``start[g] >= finish[q] + (bytes over each shared resource) / capacity +
@@ -28,28 +28,24 @@ each layer of the group.
 
 It is a *restriction* with approximate communication (one split per group,
 no pipelining between groups, halos inside a group ignored): its optimum is
-neither the problem's optimum nor a bound. The plan it yields is rounded
-(:func:`.shares.largest_remainder`), built (:mod:`.builder`) and timed by the
-replay; the proven bound comes from :mod:`.milp_relaxation`.
+neither the problem's optimum nor a bound. The plan it yields is rounded and
+built by :mod:`.milp_rounding` and timed by the replay; the proven bound comes
+from :mod:`.milp_relaxation`.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 
 import pulp
 
-from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
+from ...models.edgeflow import EdgeflowProblem
 from ...solvers.milp import check_deadline
 from .bounds import nonempty_edge
-from .builder import Part, build_plan, parts_from_counts, whole
-from .fusion import fused_parts
 from .milp_relaxation import common_resources
-from .shares import largest_remainder
 
-__all__ = ["SplitModel", "build_split_model", "plan_from_shares", "start_from_plan"]
+__all__ = ["SplitModel", "build_split_model", "is_chain", "is_whole_group"]
 
 
 @dataclass
@@ -64,12 +60,13 @@ class SplitModel:
     latency: pulp.LpVariable
 
 
-def _is_whole(problem: EdgeflowProblem, names: list[str]) -> bool:
+def is_whole_group(problem: EdgeflowProblem, names: list[str]) -> bool:
+    """Whether a group holds a whole-only layer or an input tensor (then it runs whole on one device)."""
     layers = problem.layer_by_name
     return any(not layers[n].splittable or not layers[n].inputs for n in names)
 
 
-def _is_chain(problem: EdgeflowProblem, members: list[str]) -> bool:
+def is_chain(problem: EdgeflowProblem, members: list[str]) -> bool:
     """Whether each member after the first reads only the one before it, and every row of it some rows.
 
     (Such a chain can be fused: every part's receptive field is nonempty.)
@@ -115,7 +112,7 @@ def build_split_model(
                 f"on_{g}_{j}", lowBound=0, upBound=int(allowed), cat="Integer"
             )
             share[key] = pulp.LpVariable(f"share_{g}_{j}", lowBound=0, upBound=1)
-            if _is_whole(problem, names):
+            if is_whole_group(problem, names):
                 model += share[key] == on[key]
             else:
                 model += share[key] <= on[key]
@@ -283,125 +280,3 @@ def _no_overlap(
                 both = 2 - on[(g, device.name)] - on[(h, device.name)]
                 model += start[h] >= finish[g] - horizon_s * (1 - first + both)
                 model += start[g] >= finish[h] - horizon_s * (first + both)
-
-
-def plan_from_shares(
-    problem: EdgeflowProblem,
-    groups: list[list[str]],
-    shares: dict[tuple[int, str], float],
-    starts: list[float],
-    fuse_up_to: int = 1,
-) -> EdgeflowPlan:
-    """Round the shares by largest remainder and build the plan, groups placed by start time.
-
-    Consecutive split groups with the same shares whose layers form a chain
-    are fused (:func:`.fusion.fused_parts`: the last layer's rows are rounded,
-    earlier layers take the receptive fields, so no halo moves inside the run),
-    up to ``fuse_up_to`` layers per run; 1 rounds every layer on its own.
-    """
-    names = [d.name for d in problem.devices]
-    weights: list[list[float]] = []
-    for g in range(len(groups)):
-        row = [shares[(g, d)] if shares[(g, d)] > 1e-9 else 0.0 for d in names]
-        weights.append(row if sum(row) > 0 else [float(k == 0) for k in range(len(names))])
-    runs: list[list[int]] = []
-    for g, members in enumerate(groups):
-        if (
-            runs
-            and _fusable(problem, [groups[h] for h in runs[-1]] + [members], fuse_up_to)
-            and all(
-                abs(a - b) <= 1e-9 for a, b in zip(weights[runs[-1][0]], weights[g], strict=True)
-            )
-        ):
-            runs[-1].append(g)
-        else:
-            runs.append([g])
-    parts: dict[str, list[Part]] = {}
-    for run in runs:
-        members = [n for g in run for n in groups[g]]
-        share = weights[run[0]]
-        if _fusable(problem, [members], fuse_up_to):
-            last = problem.layer_by_name[members[-1]]
-            final = parts_from_counts(names, largest_remainder(share, last.out_rows))
-            parts.update(zip(members, fused_parts(problem, members, final), strict=True))
-            continue
-        for name in members:
-            if _is_whole(problem, [name]):
-                device = names[max(range(len(names)), key=lambda k: (share[k], -k))]
-                parts[name] = whole(problem, name, device)
-            else:
-                rows = problem.layer_by_name[name].out_rows
-                parts[name] = parts_from_counts(names, largest_remainder(share, rows))
-    members_of = [[n for g in run for n in groups[g]] for run in runs]
-    order = [
-        n
-        for r in _ranked_runs(problem, members_of, [starts[run[0]] for run in runs])
-        for n in members_of[r]
-    ]
-    return build_plan(problem, parts, order)[0]
-
-
-def _ranked_runs(
-    problem: EdgeflowProblem, members_of: list[list[str]], starts: list[float]
-) -> list[int]:
-    """Runs in a topological order that takes the earliest model start first (ties: index).
-
-    Sorting by start alone could put a consumer first when solver tolerances
-    make two starts equal up to 1e-9.
-    """
-    run_of = {n: r for r, members in enumerate(members_of) for n in members}
-    after: list[set[int]] = [set() for _ in members_of]
-    waiting = [0] * len(members_of)
-    for layer in problem.layers:
-        for producer in layer.inputs:
-            a, b = run_of[producer], run_of[layer.name]
-            if a != b and b not in after[a]:
-                after[a].add(b)
-                waiting[b] += 1
-    ready = [(starts[r], r) for r in range(len(members_of)) if waiting[r] == 0]
-    heapq.heapify(ready)
-    ranked = []
-    while ready:
-        _, r = heapq.heappop(ready)
-        ranked.append(r)
-        for b in sorted(after[r]):
-            waiting[b] -= 1
-            if waiting[b] == 0:
-                heapq.heappush(ready, (starts[b], b))
-    return ranked
-
-
-def _fusable(problem: EdgeflowProblem, pieces: list[list[str]], fuse_up_to: int) -> bool:
-    """Whether the concatenated layers are a split chain of 2 to ``fuse_up_to`` layers."""
-    members = [n for piece in pieces for n in piece]
-    return (
-        2 <= len(members) <= fuse_up_to
-        and not _is_whole(problem, members)
-        and _is_chain(problem, members)
-    )
-
-
-def start_from_plan(
-    problem: EdgeflowProblem, split: SplitModel, plan: EdgeflowPlan
-) -> dict[pulp.LpVariable, float]:
-    """A partial MIP start: each group's shares as the plan's rows of its heaviest layer per device."""
-    rows: dict[tuple[str, str], int] = {}
-    for program in plan.programs:
-        for unit in program.units:
-            key = (unit.layer, program.device)
-            rows[key] = rows.get(key, 0) + unit.row_stop - unit.row_start
-    values: dict[pulp.LpVariable, float] = {}
-    for g, members in enumerate(split.groups):
-        heaviest = max(members, key=lambda n: (problem.layer_by_name[n].work_flops, n))
-        counts = {d.name: rows.get((heaviest, d.name), 0) for d in problem.devices}
-        total = sum(counts.values())
-        if total == 0:
-            return {}
-        if _is_whole(problem, members):
-            chosen = max(counts, key=lambda d: counts[d])
-            counts = {d: int(d == chosen) for d in counts}
-            total = 1
-        for device, count in counts.items():
-            values[split.share[(g, device)]] = count / total
-            values[split.on[(g, device)]] = float(count > 0)
-    return values
