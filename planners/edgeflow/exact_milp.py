@@ -3,17 +3,21 @@
 Steps, all within the time limit (model building counts):
 
 1. The ``edgeflow`` heuristic (:mod:`.progressive`) runs first, on at most
-   :data:`HEURISTIC_SHARE` of the time; its plan is the incumbent.
+   :data:`HEURISTIC_SHARE` of the time; its plan is the incumbent (if it
+   fails, the best single-device plan, reported in ``metrics``).
 2. The relaxation MILP of :mod:`.milp_relaxation` runs on at most
    ``relaxation_share`` of what is left; its dual bound is proven.
 3. The split-share MILP of :mod:`.milp_model` runs on the rest, with the
    heuristic's plan projected onto the model as a MIP start (each group's
-   shares are those of its heaviest layer; HiGHS completes or drops it). Its
-   shares are rounded by largest remainder, built into a plan and timed by the
-   replay (:func:`.replay.plan_latency`).
+   shares are those of its heaviest layer), completed first with those shares
+   fixed on :data:`START_SHARE` of the time (HiGHS would give the completion
+   of a partial start the whole limit again). Its shares are rounded and
+   built (:mod:`.milp_rounding`, with and without fusing chains; the fastest
+   variant is kept) and timed by the replay (:func:`.replay.plan_latency`).
 
 The reported plan is the faster (by the replay) of the MILP's and the
-heuristic's, so it is never worse than ``edgeflow`` run on the same budget.
+incumbent, so it is never worse than ``edgeflow`` run on the same budget.
+Without a time limit the whole solve is capped at :data:`UNLIMITED_CAP_S`.
 
 Proof obligations
 -----------------
