@@ -74,9 +74,9 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     """
     index = formulation_index(problem)
     if not index.pairs:
-        output = empty_output(problem)
-        output.metrics.update(variables=0, constraints=0)
-        return output
+        empty = empty_output(problem)
+        empty.metrics.update(variables=0, constraints=0)
+        return empty
     deadline = time.monotonic() + options.remaining()
     fallback = heuristic_start(problem, options)
     highs = options.option("backend", "highs") == "highs"
@@ -138,7 +138,7 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     if outcome.status is SolveStatus.INFEASIBLE:  # cannot happen: deploying nothing is feasible
         raise RuntimeError("the microservice ILP was reported infeasible")
     bound = min((b for b in (outcome.bound, relaxed_bound) if b is not None), default=None)
-    output = None
+    output: SolverOutput | None = None
     if outcome.has_solution:
         instances, stored, borrowed = read_placement(problem, milp)
         broken = budget_violations(problem, instances, stored, borrowed)
