@@ -10,6 +10,8 @@ overlap across devices, which the plan format allows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ...models.edgeflow import EdgeflowProblem, required_rows
 from .builder import Part, PlanBuilder, Trial, parts_from_counts
 from .rollout import rollout_finish
@@ -70,7 +72,12 @@ def fused_parts(problem: EdgeflowProblem, chain: list[str], final: list[Part]) -
 
 
 def best_fused_chain(
-    builder: PlanBuilder, first: str, position: int, lookahead: int, max_split: int
+    builder: PlanBuilder,
+    first: str,
+    order: Sequence[str],
+    position: int,
+    lookahead: int,
+    max_split: int,
 ) -> tuple[float, list[Trial]] | None:
     """The best fused chain starting at ``first`` (score = roll-out finish, seconds), or None.
 
@@ -103,13 +110,13 @@ def best_fused_chain(
             {2, (widest + 2) // 2, widest} if widest > 4 else set(range(2, widest + 1))
         ):
             chosen = by_speed[:k]
-            order = sorted(
+            laid_out = sorted(
                 chosen, key=lambda d: (centre.get(d.name, float("inf")), problem.devices.index(d))
             )
-            counts = largest_remainder([d.flops_per_s for d in order], last.out_rows)
+            counts = largest_remainder([d.flops_per_s for d in laid_out], last.out_rows)
             if min(counts) == 0:
                 continue
-            final = parts_from_counts([d.name for d in order], counts)
+            final = parts_from_counts([d.name for d in laid_out], counts)
             shadow = builder.shadow()
             trials = []
             for name, parts in zip(
@@ -121,7 +128,7 @@ def best_fused_chain(
                 shadow.commit(trial, record=False)
                 trials.append(trial)
             else:
-                score = rollout_finish(builder, trials, position, lookahead)
+                score = rollout_finish(builder, trials, order, position, lookahead)
                 if best is None or score < best[0]:
                     best = (score, trials)
     return best

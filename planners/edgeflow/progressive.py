@@ -24,7 +24,7 @@ Improvements over the plain pass (ours):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
@@ -74,7 +74,12 @@ def _split_trial(
 
 
 def _best_trial(
-    builder: PlanBuilder, layer: str, position: int, max_split: int, lookahead: int
+    builder: PlanBuilder,
+    layer: str,
+    order: Sequence[str],
+    position: int,
+    max_split: int,
+    lookahead: int,
 ) -> tuple[Trial, float]:
     """The best single-layer candidate and its score (roll-out finish, or its own finish)."""
     problem = builder.problem
@@ -116,7 +121,7 @@ def _best_trial(
         best = min(candidates, key=lambda t: (t.finish_s, t.bytes_moved))
         return best, best.finish_s
     scored = [
-        (rollout_finish(builder, [t], position, lookahead), t.finish_s, t.bytes_moved, k)
+        (rollout_finish(builder, [t], order, position, lookahead), t.finish_s, t.bytes_moved, k)
         for k, t in enumerate(candidates)
     ]
     score = min(scored)
@@ -130,17 +135,43 @@ def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | Non
     return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
 
 
+def level_order(problem: EdgeflowProblem) -> list[str]:
+    """Layers by level (longest path from an input tensor, in edges), ties in topological order.
+
+    A topological order that interleaves parallel branches: every device then
+    runs one layer of each branch before the next layer of any, so a branch
+    waiting for rows from another device does not hold up the others.
+    """
+    level: dict[str, int] = {}
+    for name in problem.topological_names:
+        inputs = problem.layer_by_name[name].inputs
+        level[name] = 1 + max((level[p] for p in inputs), default=-1)
+    position = {name: k for k, name in enumerate(problem.topological_names)}
+    return sorted(problem.topological_names, key=lambda name: (level[name], position[name]))
+
+
+def placement_orders(problem: EdgeflowProblem) -> list[list[str]]:
+    """The distinct placement orders the passes try: :func:`level_order`, then the problem's topological order."""
+    orders = [level_order(problem)]
+    if problem.topological_names != orders[0]:
+        orders.append(list(problem.topological_names))
+    return orders
+
+
 def progressive_plan(
     problem: EdgeflowProblem,
     max_split: int,
     lookahead: int = 0,
     expired: Callable[[], bool] | None = None,
+    order: Sequence[str] | None = None,
 ) -> tuple[EdgeflowPlan, float] | None:
     """One progressive pass splitting layers over at most ``max_split`` devices.
 
     With ``lookahead > 0`` each candidate is scored by the estimated finish of
     the next ``lookahead`` layers when they keep its row layout (a roll-out),
-    instead of by its own finish time alone.
+    instead of by its own finish time alone. Layers are placed, and every
+    device runs its units, in ``order`` (a topological order; default the
+    problem's).
 
     Returns
     -------
@@ -150,15 +181,18 @@ def progressive_plan(
         between two layers.
     """
     builder = PlanBuilder(problem)
-    for position, layer in enumerate(problem.topological_names):
+    order = list(problem.topological_names if order is None else order)
+    for position, layer in enumerate(order):
         if expired is not None and expired():
             return None
         if layer in builder.pieces:  # placed already, as part of a fused chain
             continue
-        trial, score = _best_trial(builder, layer, position, max_split, lookahead)
+        trial, score = _best_trial(builder, layer, order, position, max_split, lookahead)
         fused = None
         if lookahead > 0:  # fused chains are split over up to every device
-            fused = best_fused_chain(builder, layer, position, lookahead, len(problem.devices))
+            fused = best_fused_chain(
+                builder, layer, order, position, lookahead, len(problem.devices)
+            )
         if fused is not None and fused[0] < score:
             for step in fused[1]:
                 builder.commit(step)
@@ -183,26 +217,33 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
     """Run the plain and the look-ahead progressive passes and keep the best estimated plan."""
     devices = len(problem.devices)
     lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
+    orders = placement_orders(problem)
     # Cheap passes first: a time limit cuts the expensive roll-outs, never the plain pass.
-    # The last pass keeps single layers whole and looks twice as far: it weighs fused,
-    # split chains against keeping the model on one fast device.
-    passes = [
-        (devices, 0),
-        *((k, 0) for k in range(1, devices)),
-        (devices, lookahead),
-        (1, 2 * lookahead),
-    ]
-    best: tuple[float, tuple[int, int], EdgeflowPlan] | None = None
-    for max_split, depth in passes:
+    # The last pass of each order keeps single layers whole and looks twice as far: it
+    # weighs fused, split chains against keeping the model on one fast device.
+    plain = [(devices, 0), *((k, 0) for k in range(1, devices))]
+    passes = [(k, split, 0) for k in range(len(orders)) for split, _ in plain]
+    if lookahead > 0:
+        passes += [
+            (k, split, depth)
+            for k in range(len(orders))
+            for split, depth in ((devices, lookahead), (1, 2 * lookahead))
+        ]
+    best: tuple[float, tuple[int, int, int], EdgeflowPlan] | None = None
+    for order, max_split, depth in passes:
         built = progressive_plan(
-            problem, max_split, depth, options.expired if best is not None else None
+            problem,
+            max_split,
+            depth,
+            options.expired if best is not None else None,
+            orders[order],
         )
         if built is None:
             break
         plan = built[0]
         latency = plan_latency(problem, plan)
         if best is None or latency < best[0]:
-            best = (latency, (max_split, depth), plan)
+            best = (latency, (order, max_split, depth), plan)
     assert best is not None
     overflow = memory_overflow(problem, best[2])
     if overflow is not None:
@@ -211,5 +252,9 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
             metrics={"reason": f"no plan found that fits memory: {overflow}"},
         )
     status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
-    metrics = {"max_split": best[1][0], "lookahead": best[1][1]}
+    metrics = {
+        "placement_order": ("level", "topological")[best[1][0]],
+        "max_split": best[1][1],
+        "lookahead": best[1][2],
+    }
     return SolverOutput(status, plan=best[2], objective=best[0], metrics=metrics)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .builder import PlanBuilder, Trial, parts_from_counts, whole
 from .shares import largest_remainder
 
@@ -30,16 +32,21 @@ def follow_trial(builder: PlanBuilder, layer: str) -> Trial:
 
 
 def rollout_finish(
-    builder: PlanBuilder, trials: list[Trial], position: int, lookahead: int
+    builder: PlanBuilder,
+    trials: list[Trial],
+    order: Sequence[str],
+    position: int,
+    lookahead: int,
 ) -> float:
-    """Estimated finish (seconds) of the layers up to ``position + lookahead`` (topological order)
-    if ``trials`` are taken and every later layer keeps its input's layout."""
+    """Estimated finish (seconds) of the layers up to ``order[position + lookahead]``
+    (``order`` is the placement order, a topological one) if ``trials`` are taken
+    and every later layer keeps its input's layout."""
     shadow = builder.shadow()
     finish = 0.0
     for trial in trials:
         shadow.commit(trial, record=False)
         finish = max(finish, trial.finish_s)
-    for name in builder.problem.topological_names[position : position + 1 + lookahead]:
+    for name in order[position : position + 1 + lookahead]:
         if name in shadow.pieces:
             continue
         step = follow_trial(shadow, name)
