@@ -25,16 +25,17 @@ Improvements over the plain pass (ours):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .builder import PlanBuilder, Trial, memory_overflow, parts_from_counts, whole
-from .fusion import best_fused_chain
+from .fusion import SHARE_REFINEMENTS, best_fused_chain
 from .replay import plan_latency
 from .rollout import follow_trial, rollout_finish
-from .shares import largest_remainder, water_fill
+from .shares import largest_remainder, unit_seconds, water_fill
 
 __all__ = ["progressive_plan"]
 
@@ -73,6 +74,49 @@ def _split_trial(
     return builder.trial(layer, parts_from_counts(ordered, [by_device[d] for d in ordered]))
 
 
+def _input_layout_devices(builder: PlanBuilder, layer: str) -> list[str]:
+    """Devices holding rows of the layer's first input, fastest first (problem order among equals)."""
+    problem = builder.problem
+    inputs = problem.layer_by_name[layer].inputs
+    held = {unit.device for unit in builder.pieces[inputs[0]]} if inputs else set()
+    return [
+        d.name
+        for d in sorted(problem.devices, key=lambda d: (-d.flops_per_s, problem.devices.index(d)))
+        if d.name in held
+    ]
+
+
+def _split_candidates(
+    builder: PlanBuilder,
+    layer: str,
+    chosen: list[str],
+    singles: dict[str, Trial],
+    proportional: bool,
+) -> list[Trial]:
+    """Splits of ``layer`` over ``chosen`` by the share LP: from the devices' whole-layer
+    start times, refined once with the starts the split gets, and with ``proportional``
+    also in proportion to speed (entering a split layout may pay off only later)."""
+    problem = builder.problem
+    out = []
+    # First guess of each device's start: when it could start the whole layer.
+    ready = {d: singles[d].units[0].finish_s - unit_seconds(problem, layer, d) for d in chosen}
+    trial = _split_trial(builder, layer, chosen, ready)
+    if trial is not None:
+        out.append(trial)
+        started = {
+            u.device: u.finish_s - unit_seconds(problem, layer, u.device, u.stop - u.start)
+            for u in trial.units
+        }
+        refined = _split_trial(builder, layer, chosen, started)
+        if refined is not None:
+            out.append(refined)
+    if proportional:
+        even = _split_trial(builder, layer, chosen, dict.fromkeys(chosen, 0.0))
+        if even is not None:
+            out.append(even)
+    return out
+
+
 def _best_trial(
     builder: PlanBuilder,
     layer: str,
@@ -92,29 +136,20 @@ def _best_trial(
     spec = problem.layer_by_name[layer]
     if spec.splittable and spec.out_rows > 1 and spec.work_flops > 0:
         fastest = sorted(singles, key=lambda d: (singles[d].finish_s, list(singles).index(d)))
-        for k in range(2, min(max_split, len(fastest), spec.out_rows) + 1):
-            chosen = fastest[:k]
-            # First guess of each device's start: when it could start the whole layer.
-            ready = {d: singles[d].units[0].finish_s - _duration(problem, layer, d) for d in chosen}
-            trial = _split_trial(builder, layer, chosen, ready)
-            if trial is not None:
-                candidates.append(trial)
-                # Refine once with the start times this split actually gets.
-                started = {
-                    u.device: u.finish_s - _duration(problem, layer, u.device, u.stop - u.start)
-                    for u in trial.units
-                }
-                refined = _split_trial(builder, layer, chosen, started)
-                if refined is not None:
-                    candidates.append(refined)
-            if lookahead > 0:
-                # Entering a split layout may pay off only later: offer the share LP
-                # without start offsets (shares in proportion to speed) to the roll-out.
-                even = _split_trial(builder, layer, chosen, {d: 0.0 for d in chosen})
-                if even is not None:
-                    candidates.append(even)
+        device_sets = [
+            fastest[:k] for k in range(2, min(max_split, len(fastest), spec.out_rows) + 1)
+        ]
+        layout = _input_layout_devices(builder, layer)
+        if 1 < len(layout) <= spec.out_rows and layout not in device_sets:
+            # Keep the devices of the input's layout but re-share the rows: a layout
+            # inherited from an uneven split (e.g. a fused chain whose slices
+            # arrived at different times) is rebalanced for halo rows only.
+            device_sets.append(layout)
+        for chosen in device_sets:
+            candidates += _split_candidates(builder, layer, chosen, singles, lookahead > 0)
     if spec.splittable and spec.inputs:
-        candidates.append(follow_trial(builder, layer))  # keep the input's layout: halo rows only
+        # Keep the input's layout (halo rows only), as it is and rebalanced by speed.
+        candidates += [follow_trial(builder, layer, balanced) for balanced in (False, True)]
     fitting = [t for t in candidates if builder.fits(layer, [u.device for u in t.units])]
     candidates = fitting or candidates  # none fits: keep going; the plan is rejected below
     if lookahead <= 0:
@@ -126,13 +161,6 @@ def _best_trial(
     ]
     score = min(scored)
     return candidates[score[3]], score[0]
-
-
-def _duration(problem: EdgeflowProblem, layer: str, device: str, rows: int | None = None) -> float:
-    spec = problem.layer_by_name[layer]
-    speed = problem.device_by_name[device]
-    count = spec.out_rows if rows is None else rows
-    return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
 
 
 def level_order(problem: EdgeflowProblem) -> list[str]:
@@ -150,12 +178,51 @@ def level_order(problem: EdgeflowProblem) -> list[str]:
     return sorted(problem.topological_names, key=lambda name: (level[name], position[name]))
 
 
-def placement_orders(problem: EdgeflowProblem) -> list[list[str]]:
-    """The distinct placement orders the passes try: :func:`level_order`, then the problem's topological order."""
-    orders = [level_order(problem)]
-    if problem.topological_names != orders[0]:
-        orders.append(list(problem.topological_names))
+def placement_orders(problem: EdgeflowProblem) -> dict[str, list[str]]:
+    """The distinct placement orders the passes try, by name: ``level`` (:func:`level_order`),
+    then ``topological`` (the problem's) when it differs."""
+    orders = {"level": level_order(problem)}
+    if problem.topological_names != orders["level"]:
+        orders["topological"] = list(problem.topological_names)
     return orders
+
+
+class Pass(NamedTuple):
+    """One progressive pass of the portfolio :func:`solve_progressive` runs."""
+
+    order: str  # a key of placement_orders
+    max_split: int
+    lookahead: int
+    share_refinements: int
+
+
+def portfolio(problem: EdgeflowProblem, lookahead: int) -> list[Pass]:
+    """The passes, cheap ones first (a time limit cuts the roll-outs, never a plain pass).
+
+    Every order gets the plain passes for every split width; with ``lookahead``
+    the level order then gets roll-out passes with and without the arrival-time
+    re-sharing of fused chains (greedy choices scored over a short horizon can
+    go either way), the topological order with it. The second roll-out pass of
+    each keeps single layers whole and looks twice as far: it weighs fused,
+    split chains against keeping the model on one fast device.
+    """
+    devices = len(problem.devices)
+    orders = placement_orders(problem)
+    widths = [devices, *range(1, devices)]
+    passes = [Pass(order, width, 0, 0) for order in orders for width in widths]
+    if lookahead > 0:
+        looks = [(devices, lookahead), (1, 2 * lookahead)]
+        passes += [
+            Pass(order, width, depth, refinements)
+            for order, refinement_options in (
+                ("level", (SHARE_REFINEMENTS, 0)),
+                ("topological", (SHARE_REFINEMENTS,)),
+            )
+            if order in orders
+            for refinements in refinement_options
+            for width, depth in looks
+        ]
+    return passes
 
 
 def progressive_plan(
@@ -164,6 +231,7 @@ def progressive_plan(
     lookahead: int = 0,
     expired: Callable[[], bool] | None = None,
     order: Sequence[str] | None = None,
+    share_refinements: int = SHARE_REFINEMENTS,
 ) -> tuple[EdgeflowPlan, float] | None:
     """One progressive pass splitting layers over at most ``max_split`` devices.
 
@@ -171,7 +239,7 @@ def progressive_plan(
     the next ``lookahead`` layers when they keep its row layout (a roll-out),
     instead of by its own finish time alone. Layers are placed, and every
     device runs its units, in ``order`` (a topological order; default the
-    problem's).
+    problem's). ``share_refinements`` is passed to :func:`.fusion.best_fused_chain`.
 
     Returns
     -------
@@ -191,7 +259,13 @@ def progressive_plan(
         fused = None
         if lookahead > 0:  # fused chains are split over up to every device
             fused = best_fused_chain(
-                builder, layer, order, position, lookahead, len(problem.devices)
+                builder,
+                layer,
+                order,
+                position,
+                lookahead,
+                len(problem.devices),
+                share_refinements,
             )
         if fused is not None and fused[0] < score:
             for step in fused[1]:
@@ -215,35 +289,24 @@ def progressive_plan(
 )
 def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Run the plain and the look-ahead progressive passes and keep the best estimated plan."""
-    devices = len(problem.devices)
     lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
     orders = placement_orders(problem)
-    # Cheap passes first: a time limit cuts the expensive roll-outs, never the plain pass.
-    # The last pass of each order keeps single layers whole and looks twice as far: it
-    # weighs fused, split chains against keeping the model on one fast device.
-    plain = [(devices, 0), *((k, 0) for k in range(1, devices))]
-    passes = [(k, split, 0) for k in range(len(orders)) for split, _ in plain]
-    if lookahead > 0:
-        passes += [
-            (k, split, depth)
-            for k in range(len(orders))
-            for split, depth in ((devices, lookahead), (1, 2 * lookahead))
-        ]
-    best: tuple[float, tuple[int, int, int], EdgeflowPlan] | None = None
-    for order, max_split, depth in passes:
+    best: tuple[float, Pass, EdgeflowPlan] | None = None
+    for run in portfolio(problem, lookahead):
         built = progressive_plan(
             problem,
-            max_split,
-            depth,
+            run.max_split,
+            run.lookahead,
             options.expired if best is not None else None,
-            orders[order],
+            orders[run.order],
+            run.share_refinements,
         )
         if built is None:
             break
         plan = built[0]
         latency = plan_latency(problem, plan)
         if best is None or latency < best[0]:
-            best = (latency, (order, max_split, depth), plan)
+            best = (latency, run, plan)
     assert best is not None
     overflow = memory_overflow(problem, best[2])
     if overflow is not None:
@@ -253,8 +316,9 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
         )
     status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
     metrics = {
-        "placement_order": ("level", "topological")[best[1][0]],
-        "max_split": best[1][1],
-        "lookahead": best[1][2],
+        "placement_order": best[1].order,
+        "max_split": best[1].max_split,
+        "lookahead": best[1].lookahead,
+        "share_refinements": best[1].share_refinements,
     }
     return SolverOutput(status, plan=best[2], objective=best[0], metrics=metrics)

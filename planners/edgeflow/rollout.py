@@ -9,9 +9,16 @@ from .shares import largest_remainder
 
 __all__ = ["follow_trial", "rollout_finish"]
 
+ROLLOUT_BALANCED = True
 
-def follow_trial(builder: PlanBuilder, layer: str) -> Trial:
-    """The roll-out policy: keep the first input's row layout, or the best device for whole layers."""
+
+def follow_trial(builder: PlanBuilder, layer: str, balanced: bool = ROLLOUT_BALANCED) -> Trial:
+    """The roll-out policy: keep the first input's row layout, or the best device for whole layers.
+
+    With ``balanced`` the layout keeps its devices and their order but the rows
+    are shared in proportion to speed (an uneven layout is rebalanced at once);
+    otherwise in proportion to the input's rows.
+    """
     problem = builder.problem
     spec = problem.layer_by_name[layer]
     pin = problem.pinned_device(layer)
@@ -20,7 +27,11 @@ def follow_trial(builder: PlanBuilder, layer: str) -> Trial:
     if spec.splittable and spec.inputs:
         pieces = sorted(builder.pieces[spec.inputs[0]], key=lambda u: (u.start, u.device))
         if len(pieces) > 1:
-            counts = largest_remainder([u.stop - u.start for u in pieces], spec.out_rows)
+            weights = [
+                problem.device_by_name[u.device].flops_per_s if balanced else u.stop - u.start
+                for u in pieces
+            ]
+            counts = largest_remainder(weights, spec.out_rows)
             if min(counts) > 0:
                 return builder.trial(layer, parts_from_counts([u.device for u in pieces], counts))
     holders = sorted({u.device for p in spec.inputs for u in builder.pieces[p]}) or [

@@ -5,7 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["largest_remainder", "water_fill"]
+from ...models.edgeflow import EdgeflowProblem
+
+__all__ = ["largest_remainder", "unit_seconds", "water_fill"]
+
+
+def unit_seconds(
+    problem: EdgeflowProblem, layer: str, device: str, rows: int | None = None
+) -> float:
+    """Seconds ``device`` needs for ``rows`` rows of ``layer`` (default all): overhead plus FLOPs / speed."""
+    spec = problem.layer_by_name[layer]
+    speed = problem.device_by_name[device]
+    count = spec.out_rows if rows is None else rows
+    return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
 
 
 def water_fill(
