@@ -18,8 +18,16 @@ Improvements over the plain pass (ours):
 * layer fusion (:mod:`.fusion`): a chain of splittable layers runs per device from
   one input slice, recomputing overlapping halo rows instead of exchanging them;
 * branch concurrency: a branch layer may go whole to an idle device;
-* passes for every split width, plain and with look-ahead; the plan with the
-  lowest latency (timed by :func:`.replay.plan_latency`) is kept.
+* placement orders (:func:`level_order`): passes also place layers level by
+  level, so every device interleaves parallel branches and one branch waiting
+  for halo rows does not hold up the others;
+* rebalancing: "keep the input's layout" is also offered with rows re-shared by
+  speed, and fused splits are re-shared by the arrival times of their slices
+  (:func:`.fusion.arrival_shares`);
+* a portfolio of passes (:func:`portfolio`: every split width, plain and with
+  look-ahead, each placement order) plus the whole model on each single device
+  (splitting is never forced); the plan with the lowest latency (timed by
+  :func:`.replay.plan_latency`) is kept.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .builder import PlanBuilder, Trial, memory_overflow, parts_from_counts, whole
+from .baselines import single_device_parts
+from .builder import PlanBuilder, Trial, build_plan, memory_overflow, parts_from_counts, whole
 from .fusion import SHARE_REFINEMENTS, best_fused_chain
 from .replay import plan_latency
 from .rollout import follow_trial, rollout_finish
@@ -117,6 +126,10 @@ def _split_candidates(
     return out
 
 
+def _parts_key(trial: Trial) -> tuple[tuple[str, int, int], ...]:
+    return tuple((u.device, u.start, u.stop) for u in trial.units)
+
+
 def _best_trial(
     builder: PlanBuilder,
     layer: str,
@@ -150,6 +163,9 @@ def _best_trial(
     if spec.splittable and spec.inputs:
         # Keep the input's layout (halo rows only), as it is and rebalanced by speed.
         candidates += [follow_trial(builder, layer, balanced) for balanced in (False, True)]
+    # The same rows on the same devices can come from several rules: score each once.
+    distinct = {_parts_key(t): t for t in reversed(candidates)}
+    candidates = [t for t in candidates if distinct[_parts_key(t)] is t]
     fitting = [t for t in candidates if builder.fits(layer, [u.device for u in t.units])]
     candidates = fitting or candidates  # none fits: keep going; the plan is rejected below
     if lookahead <= 0:
@@ -288,37 +304,52 @@ def progressive_plan(
     description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, branch concurrency)",
 )
 def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
-    """Run the plain and the look-ahead progressive passes and keep the best estimated plan."""
+    """Run the passes of :func:`portfolio` (and the whole model on each device); keep the
+    fastest plan that fits memory, timed by :func:`.replay.plan_latency`."""
     lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
     orders = placement_orders(problem)
-    best: tuple[float, Pass, EdgeflowPlan] | None = None
-    for run in portfolio(problem, lookahead):
+    # (overflows memory, latency in seconds, which pass, plan): the least key wins.
+    best: tuple[bool, float, Pass | str, EdgeflowPlan] | None = None
+
+    def keep(plan: EdgeflowPlan, run: Pass | str) -> None:
+        nonlocal best
+        key = (memory_overflow(problem, plan) is not None, plan_latency(problem, plan))
+        if best is None or key < best[:2]:
+            best = (*key, run, plan)
+
+    for device in problem.devices:  # not splitting at all is a candidate too
+        keep(
+            build_plan(problem, single_device_parts(problem, device.name))[0],
+            f"whole model on {device.name}",
+        )
+    for number, step in enumerate(portfolio(problem, lookahead)):
         built = progressive_plan(
             problem,
-            run.max_split,
-            run.lookahead,
-            options.expired if best is not None else None,
-            orders[run.order],
-            run.share_refinements,
+            step.max_split,
+            step.lookahead,
+            options.expired if number > 0 else None,  # the first pass always completes
+            orders[step.order],
+            step.share_refinements,
         )
         if built is None:
             break
-        plan = built[0]
-        latency = plan_latency(problem, plan)
-        if best is None or latency < best[0]:
-            best = (latency, run, plan)
+        keep(built[0], step)
     assert best is not None
-    overflow = memory_overflow(problem, best[2])
-    if overflow is not None:
+    overflows, latency, run, plan = best
+    if overflows:
         return SolverOutput(
             SolveStatus.NO_SOLUTION,
-            metrics={"reason": f"no plan found that fits memory: {overflow}"},
+            metrics={"reason": f"no plan found that fits memory: {memory_overflow(problem, plan)}"},
         )
     status = SolveStatus.FEASIBLE if not options.expired() else SolveStatus.TIME_LIMIT
-    metrics = {
-        "placement_order": best[1].order,
-        "max_split": best[1].max_split,
-        "lookahead": best[1].lookahead,
-        "share_refinements": best[1].share_refinements,
-    }
-    return SolverOutput(status, plan=best[2], objective=best[0], metrics=metrics)
+    metrics: dict[str, object] = (
+        {"pass": run}
+        if isinstance(run, str)
+        else {
+            "placement_order": run.order,
+            "max_split": run.max_split,
+            "lookahead": run.lookahead,
+            "share_refinements": run.share_refinements,
+        }
+    )
+    return SolverOutput(status, plan=plan, objective=latency, metrics=metrics)
