@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ...models.edgeflow import EdgeDevice, EdgeflowProblem, required_rows
 from .builder import Part, PlanBuilder, Trial, parts_from_counts
 from .rollout import rollout_finish
-from .shares import largest_remainder, unit_seconds, water_fill
+from .shares import largest_remainder, split_widths, unit_seconds, water_fill
 
 __all__ = ["arrival_shares", "best_fused_chain", "fusable_chain", "fused_parts"]
 
@@ -127,8 +127,9 @@ def best_fused_chain(
     """The best fused chain starting at ``first`` (score = roll-out finish, seconds), or None.
 
     Candidates: every chain length from 2, final rows split over the ``k``
-    fastest devices (holders of the chain's input first among equals; every
-    ``2 <= k <= max_split`` up to 4 devices, else 2, about half and all of them),
+    fastest devices (holders of the chain's input first among equals; ``k`` from
+    :func:`.shares.split_widths` of ``max_split``), and over the holders of the
+    chain's input with the fastest others,
     laid out in the order of the devices' rows of the chain's input; the rows
     are shared in proportion to speed. The :data:`REFINED_CANDIDATES` best of
     these are then re-shared up to ``refinements`` times by :func:`arrival_shares`.
@@ -158,9 +159,7 @@ def best_fused_chain(
         last = problem.layer_by_name[chain[length - 1]]
         widest = min(max_split, len(by_speed), last.out_rows)
         device_sets: list[list[EdgeDevice]] = []
-        for k in sorted(
-            {2, (widest + 2) // 2, widest} if widest > 4 else set(range(2, widest + 1))
-        ):
+        for k in split_widths(widest):
             device_sets.append(by_speed[:k])
             # The holders of the chain's input with the fastest others: a holder
             # computes its slice without waiting for it to arrive.

@@ -44,12 +44,14 @@ from .builder import PlanBuilder, Trial, build_plan, memory_overflow, parts_from
 from .fusion import SHARE_REFINEMENTS, best_fused_chain
 from .replay import plan_latency
 from .rollout import follow_trial, rollout_finish
-from .shares import largest_remainder, unit_seconds, water_fill
+from .shares import largest_remainder, split_widths, unit_seconds, water_fill
 
 __all__ = ["progressive_plan"]
 
 #: Layers a candidate's roll-out looks ahead.
 DEFAULT_LOOKAHEAD = 8
+#: Whole-layer candidates (the soonest finishing) scored by a roll-out.
+ROLLOUT_SINGLES = 3
 
 
 def _layout_order(builder: PlanBuilder, layer: str, devices: list[str]) -> list[str]:
@@ -146,12 +148,15 @@ def _best_trial(
         return pinned, pinned.finish_s
     singles = {d.name: builder.trial(layer, whole(problem, layer, d.name)) for d in problem.devices}
     candidates = list(singles.values())
+    if lookahead > 0:  # roll out only the devices that would finish the whole layer soonest
+        candidates = sorted(candidates, key=lambda t: (t.finish_s, t.bytes_moved))[:ROLLOUT_SINGLES]
     spec = problem.layer_by_name[layer]
     if spec.splittable and spec.out_rows > 1 and spec.work_flops > 0:
         fastest = sorted(singles, key=lambda d: (singles[d].finish_s, list(singles).index(d)))
-        device_sets = [
-            fastest[:k] for k in range(2, min(max_split, len(fastest), spec.out_rows) + 1)
-        ]
+        widest = min(max_split, len(fastest), spec.out_rows)
+        # Roll-outs are costly: with look-ahead only a few spread widths are scored.
+        widths = split_widths(widest) if lookahead > 0 else range(2, widest + 1)
+        device_sets = [fastest[:k] for k in widths]
         layout = _input_layout_devices(builder, layer)
         if 1 < len(layout) <= spec.out_rows and layout not in device_sets:
             # Keep the devices of the input's layout but re-share the rows: a layout

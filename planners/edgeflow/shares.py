@@ -7,7 +7,18 @@ from collections.abc import Sequence
 
 from ...models.edgeflow import EdgeflowProblem
 
-__all__ = ["largest_remainder", "unit_seconds", "water_fill"]
+__all__ = ["largest_remainder", "split_widths", "unit_seconds", "water_fill"]
+
+#: Up to this many devices every split width is tried; above, a few spread widths.
+EVERY_WIDTH_UP_TO = 4
+
+
+def split_widths(widest: int) -> list[int]:
+    """Device counts ``k >= 2`` a split over at most ``widest`` devices tries: every one up to
+    :data:`EVERY_WIDTH_UP_TO`, else 2, about half and ``widest`` (keeps roll-outs affordable)."""
+    if widest <= EVERY_WIDTH_UP_TO:
+        return list(range(2, widest + 1))
+    return sorted({2, (widest + 2) // 2, widest})
 
 
 def unit_seconds(
