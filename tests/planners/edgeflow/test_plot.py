@@ -8,6 +8,7 @@ import pytest
 
 import distplan
 from distplan.models.errors import BadInput
+from distplan.planners.edgeflow.builder import Part, build_plan
 from distplan.planners.edgeflow.evaluator import simulate
 from distplan.planners.edgeflow.examples import chain_layers, tiny_problem
 from distplan.planners.edgeflow.plot import (
@@ -28,15 +29,13 @@ def _chain(shared: bool = True):
 
 
 def _split_plan():
-    """conv split over d0 and d1 with halo rows; d1's half travels back for fc."""
-    return plan(
-        d0=[
-            unit("input", 0, 4, sends=[(1, 4, "d1")]),
-            unit("conv", 0, 2, needs=[("input", 0, 3, "d0")]),
-            unit("fc", 0, 1, needs=[("conv", 0, 2, "d0"), ("conv", 2, 4, "d1")]),
-        ],
-        d1=[unit("conv", 2, 4, needs=[("input", 1, 4, "d0")], sends=[(2, 4, "d0")])],
-    )
+    """conv split over d0 and d1 (the builder derives the halo rows [1, 4) sent to d1 and d1's half sent back for fc)."""
+    parts = {
+        "input": [Part("d0", 0, 4)],
+        "conv": [Part("d0", 0, 2), Part("d1", 2, 4)],
+        "fc": [Part("d0", 0, 1)],
+    }
+    return build_plan(_chain(), parts)[0]
 
 
 def _local_plan():

@@ -12,6 +12,8 @@ from distplan.planners.edgeflow.progressive import level_order, placement_orders
 from distplan.planners.edgeflow.rollout import follow_trial
 from distplan.solvers.registry import solvers
 
+from .conftest import conv_stack
+
 BASELINES = [spec.name for spec in solvers("edgeflow") if spec.role.value == "baseline"]
 
 
@@ -27,28 +29,6 @@ def _two_branches():
         Layer(name="join", inputs=["a2", "b2"], work_flops=1e6, out_bytes=40),
     ]
     return tiny_problem("branches", layers, [1e7, 1e7])
-
-
-def _fused_stack(bytes_per_s: float):
-    """input (8 rows, on d0) -> 3x3 conv -> 3x3 conv -> 2x2/2 pool (4 rows) -> fc, two equal devices."""
-    conv = {"splittable": True, "kernel_rows": 3, "pad_top_rows": 1}
-    layers = [
-        Layer(name="input", out_rows=8, out_bytes=800),
-        Layer(name="c1", inputs=["input"], work_flops=8e6, out_rows=8, out_bytes=8000, **conv),
-        Layer(name="c2", inputs=["c1"], work_flops=8e6, out_rows=8, out_bytes=8000, **conv),
-        Layer(
-            name="pool",
-            inputs=["c2"],
-            work_flops=1e5,
-            out_rows=4,
-            out_bytes=4000,
-            splittable=True,
-            kernel_rows=2,
-            stride_rows=2,
-        ),
-        Layer(name="fc", inputs=["pool"], work_flops=1e6, out_bytes=40),
-    ]
-    return tiny_problem("stack", layers, [1e7, 1e7], bytes_per_s=bytes_per_s)
 
 
 def _even_fused_trials(problem):
@@ -92,15 +72,15 @@ def test_a_slice_that_arrives_late_gets_fewer_rows() -> None:
     Even split: both spend 0.9 s per 2 pooled rows (0.45 s/row); d1 starts at 0.5 s.
     Water-fill: 0.45 x0 = 0.5 + 0.45 x1, x0 + x1 = 4 -> x0 = 2.56, x1 = 1.44 -> [3, 1].
     """
-    slow = _fused_stack(bytes_per_s=1e3)
+    slow = conv_stack(bytes_per_s=1e3)
     assert arrival_shares(slow, _even_fused_trials(slow), ["d0", "d1"], 4) == [3, 1]
-    fast = _fused_stack(bytes_per_s=1e9)  # the slice arrives at once: the split stays even
+    fast = conv_stack(bytes_per_s=1e9)  # the slice arrives at once: the split stays even
     assert arrival_shares(fast, _even_fused_trials(fast), ["d0", "d1"], 4) == [2, 2]
 
 
 def test_balanced_follow_reshares_an_uneven_layout_by_speed() -> None:
     """A 3/1 layout on equal devices is kept as 3/1, or rebalanced to 2/2 with balanced=True."""
-    problem = _fused_stack(bytes_per_s=1e6)
+    problem = conv_stack(bytes_per_s=1e6)
     builder = PlanBuilder(problem)
     builder.place("input", whole(problem, "input", "d0"))
     builder.place("c1", [Part("d0", 0, 6), Part("d1", 6, 8)])
@@ -112,7 +92,7 @@ def test_balanced_follow_reshares_an_uneven_layout_by_speed() -> None:
 
 def test_ours_is_never_slower_than_the_whole_model_on_one_device() -> None:
     """On a network too slow to split over, ours keeps the whole model on the input device."""
-    problem = _fused_stack(bytes_per_s=10.0)
+    problem = conv_stack(bytes_per_s=10.0)
     result = distplan.solve(problem, "edgeflow")
     single = distplan.solve(problem, "single-device")
     assert result.objective <= single.objective * (1 + 1e-9)
