@@ -306,7 +306,7 @@ def progressive_plan(
     extra_options={
         "lookahead": f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)"
     },
-    description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, branch concurrency)",
+    description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, fusion, branch concurrency, level-order placement, pass portfolio)",
 )
 def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Run the passes of :func:`portfolio` (and the whole model on each device); keep the
