@@ -19,7 +19,7 @@ from .shares import largest_remainder, split_widths, unit_seconds, water_fill
 
 __all__ = ["arrival_shares", "best_fused_chain", "fusable_chain", "fused_parts"]
 
-#: Longest chain of layers fused into one unit per device.
+#: Longest chain of layers fused into one unit per device (by default).
 MAX_FUSED_LAYERS = 4
 #: Times the rows of a fused split are re-shared by the arrival times it gets.
 SHARE_REFINEMENTS = 2
@@ -123,10 +123,11 @@ def best_fused_chain(
     lookahead: int,
     max_split: int,
     refinements: int = SHARE_REFINEMENTS,
+    max_layers: int = MAX_FUSED_LAYERS,
 ) -> tuple[float, list[Trial]] | None:
     """The best fused chain starting at ``first`` (score = roll-out finish, seconds), or None.
 
-    Candidates: every chain length from 2, final rows split over the ``k``
+    Candidates: every chain length from 2 to ``max_layers``, final rows split over the ``k``
     fastest devices (holders of the chain's input first among equals; ``k`` from
     :func:`.shares.split_widths` of ``max_split``), and over the holders of the
     chain's input with the fastest others,
@@ -143,7 +144,7 @@ def best_fused_chain(
         or problem.pinned_device(first) is not None
     ):
         return None
-    chain = fusable_chain(problem, first)
+    chain = fusable_chain(problem, first, max_layers)
     if len(chain) < 2:
         return None
     centre: dict[str, float] = {}

@@ -41,7 +41,7 @@ from ...solvers.options import SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .baselines import single_device_parts
 from .builder import PlanBuilder, Trial, build_plan, memory_overflow, parts_from_counts, whole
-from .fusion import SHARE_REFINEMENTS, best_fused_chain
+from .fusion import MAX_FUSED_LAYERS, SHARE_REFINEMENTS, best_fused_chain
 from .replay import plan_latency
 from .rollout import follow_trial, rollout_finish
 from .shares import largest_remainder, split_widths, unit_seconds, water_fill
@@ -52,6 +52,8 @@ __all__ = ["progressive_plan"]
 DEFAULT_LOOKAHEAD = 8
 #: Whole-layer candidates (the soonest finishing) scored by a roll-out.
 ROLLOUT_SINGLES = 3
+#: Longest fused chain of the portfolio's last pass.
+LONG_FUSED_LAYERS = 8
 
 
 def _layout_order(builder: PlanBuilder, layer: str, devices: list[str]) -> list[str]:
@@ -215,6 +217,7 @@ class Pass(NamedTuple):
     max_split: int
     lookahead: int
     share_refinements: int
+    fused_layers: int = MAX_FUSED_LAYERS
 
 
 def portfolio(problem: EdgeflowProblem, lookahead: int) -> list[Pass]:
@@ -225,7 +228,9 @@ def portfolio(problem: EdgeflowProblem, lookahead: int) -> list[Pass]:
     re-sharing of fused chains (greedy choices scored over a short horizon can
     go either way), the topological order with it. The second roll-out pass of
     each keeps single layers whole and looks twice as far: it weighs fused,
-    split chains against keeping the model on one fast device.
+    split chains against keeping the model on one fast device. The last pass
+    fuses chains of up to :data:`LONG_FUSED_LAYERS` layers (a whole stem of
+    convolutions from one input slice per device).
     """
     devices = len(problem.devices)
     orders = placement_orders(problem)
@@ -243,6 +248,7 @@ def portfolio(problem: EdgeflowProblem, lookahead: int) -> list[Pass]:
             for refinements in refinement_options
             for width, depth in looks
         ]
+        passes.append(Pass("level", 1, 2 * lookahead, SHARE_REFINEMENTS, LONG_FUSED_LAYERS))
     return passes
 
 
@@ -253,6 +259,7 @@ def progressive_plan(
     expired: Callable[[], bool] | None = None,
     order: Sequence[str] | None = None,
     share_refinements: int = SHARE_REFINEMENTS,
+    fused_layers: int = MAX_FUSED_LAYERS,
 ) -> tuple[EdgeflowPlan, float] | None:
     """One progressive pass splitting layers over at most ``max_split`` devices.
 
@@ -260,7 +267,8 @@ def progressive_plan(
     the next ``lookahead`` layers when they keep its row layout (a roll-out),
     instead of by its own finish time alone. Layers are placed, and every
     device runs its units, in ``order`` (a topological order; default the
-    problem's). ``share_refinements`` is passed to :func:`.fusion.best_fused_chain`.
+    problem's). ``share_refinements`` and ``fused_layers`` (the longest fused
+    chain) are passed to :func:`.fusion.best_fused_chain`.
 
     Returns
     -------
@@ -287,6 +295,7 @@ def progressive_plan(
                 lookahead,
                 len(problem.devices),
                 share_refinements,
+                fused_layers,
             )
         if fused is not None and fused[0] < score:
             for step in fused[1]:
@@ -335,6 +344,7 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
             options.expired if number > 0 else None,  # the first pass always completes
             orders[step.order],
             step.share_refinements,
+            step.fused_layers,
         )
         if built is None:
             break
@@ -355,6 +365,7 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
             "max_split": run.max_split,
             "lookahead": run.lookahead,
             "share_refinements": run.share_refinements,
+            "fused_layers": run.fused_layers,
         }
     )
     return SolverOutput(status, plan=plan, objective=latency, metrics=metrics)

@@ -63,6 +63,7 @@ def test_portfolio_runs_every_plain_pass_before_any_roll_out() -> None:
     plain = {(p.order, p.max_split) for p in passes if p.lookahead == 0}
     assert plain == {(o, w) for o in ("level", "topological") for w in (1, 2)}
     assert {p.share_refinements for p in passes if p.lookahead > 0} == {0, 2}
+    assert passes[-1].fused_layers > passes[0].fused_layers  # long fused chains come last
     assert all(p.lookahead == 0 for p in portfolio(_two_branches(), lookahead=0))
 
 
