@@ -190,18 +190,28 @@ def best_fused_chain(
     best = (proportional[0][0], proportional[0][4]) if proportional else None
     # Re-share the most promising splits by the arrival times their slices get.
     for _, _, length, laid_out, trials in proportional[:REFINED_CANDIDATES]:
-        tried = {tuple(u.stop - u.start for u in trials[-1].units)}
+        rows = problem.layer_by_name[chain[length - 1]].out_rows
+        current = [u.stop - u.start for u in trials[-1].units]
+        tried = {tuple(current)}
         for _ in range(refinements):
-            rows = problem.layer_by_name[chain[length - 1]].out_rows
-            counts = arrival_shares(problem, trials, laid_out, rows)
-            if min(counts) == 0 or tuple(counts) in tried:
+            target = arrival_shares(problem, trials, laid_out, rows)
+            # Equal finish times ignore where the chain's output goes next: the
+            # half-way shares are offered too, and the roll-out decides.
+            halfway = largest_remainder([a + b for a, b in zip(current, target, strict=True)], rows)
+            scored = []
+            for counts in (target, halfway):
+                if min(counts) == 0 or tuple(counts) in tried:
+                    continue
+                tried.add(tuple(counts))
+                refined = _chain_trials(
+                    builder, chain[:length], parts_from_counts(laid_out, counts)
+                )
+                if refined is not None:
+                    score = rollout_finish(builder, refined, order, position, lookahead)
+                    scored.append((score, counts, refined))
+                    if best is None or score < best[0]:
+                        best = (score, refined)
+            if not scored or scored[0][1] != target:
                 break
-            tried.add(tuple(counts))
-            refined = _chain_trials(builder, chain[:length], parts_from_counts(laid_out, counts))
-            if refined is None:
-                break
-            trials = refined
-            score = rollout_finish(builder, trials, order, position, lookahead)
-            if best is None or score < best[0]:
-                best = (score, trials)
+            current, trials = target, scored[0][2]
     return best
