@@ -246,7 +246,10 @@ def list_solvers(
             "available": s.available,
             "deterministic": s.deterministic,
             "honours_time_limit": s.honours_time_limit,
-            "options": s.extra_options,
+            "options": {
+                key: f"{option.meaning} ({option.accepts()})"
+                for key, option in s.extra_options.items()
+            },
             "description": s.description,
         }
         for s in registered_solvers(kind)

@@ -125,7 +125,7 @@ def _checked_options(spec: SolverSpec, options: Mapping[str, Any] | None) -> dic
             f"options.{unknown[0]}",
             f"unknown option for solver {spec.name!r}; valid options: {valid}",
         )
-    return extra
+    return {key: spec.extra_options[key].checked(key, value) for key, value in extra.items()}
 
 
 def _run(problem: Any, kind: ProblemKind, spec: SolverSpec, options: SolveOptions) -> SolverOutput:

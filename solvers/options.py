@@ -68,6 +68,126 @@ class SolverOutput:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+#: Python types an option value may take, by the name used in :class:`Option`.
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "none": (type(None),),
+    "any": (object,),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A solver-specific option: what it means and which values it takes.
+
+    ``types`` names the accepted value types (``"int"``, ``"float"``, ``"bool"``,
+    ``"str"``, ``"none"``, ``"any"``), tried in order; ``choices`` restricts string values;
+    ``minimum`` and ``maximum`` bound numeric ones. ``solve()`` checks every
+    value against its declaration (:meth:`checked`) before the solver runs, so
+    a bad value is bad input naming the option, not a solver error. A float
+    with an integral value is accepted for ``"int"`` (JSON writes ``3.0``).
+    """
+
+    meaning: str
+    types: tuple[str, ...] = ("str",)
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.types if t not in _OPTION_TYPES]
+        if unknown or not self.types:
+            raise ValueError(
+                f"Option types must be among {sorted(_OPTION_TYPES)}, got {self.types}"
+            )
+
+    def checked(self, name: str, value: Any) -> Any:
+        """``value`` converted to its declared type.
+
+        Raises
+        ------
+        BadInput
+            Naming ``options.<name>`` and what the option accepts.
+        """
+        for type_name in self.types:
+            converted = _as_type(type_name, value)
+            if converted is _REJECTED:
+                continue
+            if type_name == "str" and self.choices is not None and converted not in self.choices:
+                continue
+            if type_name in ("int", "float") and not self._in_range(converted):
+                continue
+            return converted
+        raise BadInput(f"options.{name}", f"{self.accepts()}, got {value!r}")
+
+    def _in_range(self, number: float) -> bool:
+        if not math.isfinite(number):
+            return False
+        if self.minimum is not None and number < self.minimum:
+            return False
+        return self.maximum is None or number <= self.maximum
+
+    def accepts(self) -> str:
+        """What values the option takes, in words ("must be an integer >= 1")."""
+        words = []
+        for type_name in self.types:
+            if type_name == "str" and self.choices is not None:
+                words.append(" or ".join(repr(c) for c in self.choices))
+            elif type_name in ("int", "float"):
+                noun = "an integer" if type_name == "int" else "a number"
+                if self.minimum is not None and self.maximum is not None:
+                    noun += f" from {self.minimum:g} to {self.maximum:g}"
+                elif self.minimum is not None:
+                    noun += f" >= {self.minimum:g}"
+                elif self.maximum is not None:
+                    noun += f" <= {self.maximum:g}"
+                words.append(noun)
+            else:
+                words.append(
+                    {
+                        "bool": "true or false",
+                        "str": "a string",
+                        "none": "null",
+                        "any": "any value",
+                    }[type_name]
+                )
+        return "must be " + ", or ".join(words)
+
+
+_REJECTED = object()
+
+
+def _as_type(type_name: str, value: Any) -> Any:
+    """``value`` as ``type_name``, or ``_REJECTED``."""
+    if type_name == "any":
+        return value
+    if type_name == "none":
+        return None if value is None else _REJECTED
+    if type_name == "bool":
+        return value if isinstance(value, bool) else _REJECTED
+    if isinstance(value, bool):
+        return _REJECTED  # True is not the integer 1 here
+    if type_name == "int":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return _REJECTED
+    if type_name == "float":
+        return float(value) if isinstance(value, int | float) else _REJECTED
+    return value if isinstance(value, str) else _REJECTED
+
+
+def as_option(declaration: str | Option) -> Option:
+    """A declaration as an :class:`Option`: a bare meaning accepts any value (no check)."""
+    if isinstance(declaration, Option):
+        return declaration
+    return Option(declaration, types=("any",))
+
+
 class InfeasibleProblem(DistplanError):
     """Raised by a solver or a pre-check when the instance admits no plan; the message says why."""
 

@@ -13,7 +13,7 @@ never kept by hand.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 from ..models import kinds as model_kinds
 from ..models.errors import BackendMissing, BadInput
 from ..models.result import Evaluation, Role, Sense
-from .options import SolveOptions, SolverOutput
+from .options import Option, SolveOptions, SolverOutput, as_option
 
 SolverFunction = Callable[[Any, SolveOptions], SolverOutput]
 
@@ -128,7 +128,7 @@ class SolverSpec:
     needs: tuple[str, ...] = ()
     auto_rank: int | None = None
     description: str = ""
-    extra_options: dict[str, str] = field(default_factory=dict)
+    extra_options: dict[str, Option] = field(default_factory=dict)
     deterministic: bool = True
     honours_time_limit: bool = True
 
@@ -204,16 +204,17 @@ def register_solver(
     needs: tuple[str, ...] = (),
     auto_rank: int | None = None,
     description: str = "",
-    extra_options: dict[str, str] | None = None,
+    extra_options: Mapping[str, str | Option] | None = None,
     deterministic: bool = True,
     honours_time_limit: bool = True,
 ) -> Callable[[SolverFunction], SolverFunction]:
     """Decorator registering a solver function under ``name``.
 
     ``auto_rank`` orders the candidates of ``solver="auto"`` (lowest first);
-    None keeps the solver out of ``auto``. ``extra_options`` documents the
-    solver-specific ``options`` it reads (name -> meaning); ``solve()`` rejects
-    any other key.
+    None keeps the solver out of ``auto``. ``extra_options`` declares the
+    solver-specific ``options`` it reads (name -> :class:`~.options.Option`, or
+    a bare meaning that accepts any value); ``solve()`` rejects any other key
+    and checks every value against its declaration.
     """
 
     def decorate(function: SolverFunction) -> SolverFunction:
@@ -228,7 +229,9 @@ def register_solver(
             needs=needs,
             auto_rank=auto_rank,
             description=doc,
-            extra_options=dict(extra_options or {}),
+            extra_options={
+                key: as_option(declaration) for key, declaration in (extra_options or {}).items()
+            },
             deterministic=deterministic,
             honours_time_limit=honours_time_limit,
         )

@@ -120,6 +120,14 @@ def test_import_pipedream(tmp_path: Path, shared_data: Path) -> None:
             "cannot read",
         ),
         (["solvers", "--kind", "nope"], "unknown problem kind"),
+        (
+            ["solve", PIPELINE, "--solver", "topo", "--option", "effort=lots"],
+            "options.effort: must be an integer >= 0, got 'lots'",
+        ),
+        (
+            ["solve", PIPELINE, "--solver", "uniform", "--option", "schedules=fast"],
+            "options.schedules: must be 'menu' or 'native', got 'fast'",
+        ),
     ],
 )
 def test_bad_arguments_exit_2(args: list, needle: str) -> None:

@@ -33,7 +33,7 @@ import math
 
 from ...models.edgeflow import EdgeflowProblem
 from ...models.result import Role, SolveStatus
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .baselines import heft_plan, single_device_parts
 from .builder import build_plan, whole
@@ -58,7 +58,11 @@ def _ticks(seconds: float) -> int:
     needs=("ortools",),
     description="CP-SAT over whole-layer placements of coarsened layer groups: optimal within that restricted space only (no row splits), so registered as a heuristic",
     extra_options={
-        "max_groups": f"layers are merged into at most this many groups (default {DEFAULT_MAX_GROUPS})"
+        "max_groups": Option(
+            f"layers are merged into at most this many groups (default {DEFAULT_MAX_GROUPS})",
+            types=("int",),
+            minimum=1,
+        )
     },
 )
 def solve_cpsat_whole_layer(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .baselines import single_device_parts
 from .builder import PlanBuilder, Trial, build_plan, memory_overflow, parts_from_counts, whole
@@ -313,7 +313,11 @@ def progressive_plan(
     role=Role.HEURISTIC,
     auto_rank=0,
     extra_options={
-        "lookahead": f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)"
+        "lookahead": Option(
+            f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)",
+            types=("int",),
+            minimum=0,
+        )
     },
     description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, fusion, branch concurrency, level-order placement, pass portfolio)",
 )

@@ -44,9 +44,9 @@ from collections.abc import Callable
 from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
-from .greedy import DEFAULT_SCORE, fill_greedily
+from .greedy import DEFAULT_SCORE, SCORES, fill_greedily
 from .local_search import improve_instances
 from .placement import LayerPlan, Placement, solver_output
 
@@ -201,8 +201,11 @@ def solve_lr_scheduler(problem: MicroserviceProblem, options: SolveOptions) -> S
     role=Role.BASELINE,
     description="The greedy with layer-oblivious storage accounting (whole images, no sharing)",
     extra_options={
-        "charge": "'image' (default: once per service and server) or 'instance' (once per instance)",
-        "score": "greedy score, as for 'greedy'",
+        "charge": Option(
+            "'image' (default: once per service and server) or 'instance' (once per instance)",
+            choices=("image", "instance"),
+        ),
+        "score": Option("greedy score, as for 'greedy'", choices=SCORES),
     },
 )
 def solve_layer_oblivious(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:

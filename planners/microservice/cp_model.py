@@ -56,7 +56,7 @@ from ...models.result import Role, SolveStatus
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.lazy import lazy_module
 from ...solvers.milp import BuildTimeout, check_deadline, checked
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .placement import budget_violations, empty_output, link_key, solver_output
@@ -372,10 +372,18 @@ SOLVER_NAME = "cpsat"
     needs=("ortools",),
     description="Exact CP-SAT model on exactly scaled integer data (bytes / gcd, decimal scaling)",
     extra_options={
-        "outer_bound": "only for data that does not scale exactly: solve the outer (relaxed) model "
-        "after the inner one for a valid bound (default true)",
+        "outer_bound": Option(
+            "only for data that does not scale exactly: solve the outer (relaxed) model "
+            "after the inner one for a valid bound (default true)",
+            types=("bool",),
+        ),
         **HINT_OPTIONS,
-        "inner_share": "share of the time left for the inner model when both run (default 0.7)",
+        "inner_share": Option(
+            "share of the time left for the inner model when both run (default 0.7)",
+            types=("float",),
+            minimum=1e-9,
+            maximum=1.0,
+        ),
     },
 )
 def solve_cp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .bounds import can_host
 from .placement import LayerPlan, Placement, solver_output
@@ -230,8 +230,13 @@ def _solve(problem: MicroserviceProblem, options: SolveOptions, borrowing: bool)
 
 
 _OPTIONS = {
-    "score": "'per_byte' (default) or 'per_resource': how moves are ranked",
-    "improve": "swap-improve the instance mix after the greedy pass (default true)",
+    "score": Option(
+        f"how moves are ranked: {' or '.join(repr(s) for s in SCORES)} (default {DEFAULT_SCORE!r})",
+        choices=SCORES,
+    ),
+    "improve": Option(
+        "swap-improve the instance mix after the greedy pass (default true)", types=("bool",)
+    ),
 }
 
 

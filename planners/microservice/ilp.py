@@ -66,7 +66,7 @@ import pulp
 from ...models.microservice import MicroservicePlan, MicroserviceProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.milp import BuildTimeout, check_deadline, checked, solve_milp
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .placement import Placement, budget_violations, link_key, solver_output
@@ -367,7 +367,10 @@ def _empty_output(problem: MicroserviceProblem) -> SolverOutput:
     role=Role.EXACT,
     needs=("pulp", "highspy"),
     description="Exact ILP (PuLP; HiGHS with a MIP start, or CBC with backend='cbc')",
-    extra_options={"backend": "'highs' (default) or 'cbc'", **HINT_OPTIONS},
+    extra_options={
+        "backend": Option("'highs' (default) or 'cbc'", choices=("highs", "cbc")),
+        **HINT_OPTIONS,
+    },
 )
 def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
     """Solve the ILP of the module docstring to optimality or to the time limit.

@@ -75,7 +75,7 @@ from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus, relative_gap
 from ...solvers.milp import BuildTimeout, solve_milp
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .allocation import ThroughputLP
 from .formulation import FormulationIndex, formulation_index
@@ -192,12 +192,24 @@ def _values(milp: MilpModel) -> dict[str, dict]:
     auto_rank=10,
     description="LP relaxation, randomised rounding of deployments and layer sources, repair, fill-up",
     extra_options={
-        "rounds": "number of seeded rounding rounds (default 20, fewer on large instances)",
-        "fill_up": "make more pairs deployable in the best round by LP gain per byte (default true)",
-        "fill_up_evaluations": "most throughput-LP solves of the fill-up (default 150, fewer on "
-        "large instances)",
-        "lp_method": "HiGHS LP algorithm: 'auto' (default), 'simplex', 'ipm', 'ipm_no_crossover' "
-        "or 'pdlp'",
+        "rounds": Option(
+            "number of seeded rounding rounds (default 20, fewer on large instances)",
+            types=("int",),
+            minimum=1,
+        ),
+        "fill_up": Option(
+            "make more pairs deployable in the best round by LP gain per byte (default true)",
+            types=("bool",),
+        ),
+        "fill_up_evaluations": Option(
+            "most throughput-LP solves of the fill-up (default 150, fewer on large instances)",
+            types=("int",),
+            minimum=0,
+        ),
+        "lp_method": Option(
+            "HiGHS LP algorithm: 'auto' (default), 'simplex', 'ipm', 'ipm_no_crossover' or 'pdlp'",
+            choices=("auto", "simplex", "ipm", "ipm_no_crossover", "pdlp"),
+        ),
     },
 )
 def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:

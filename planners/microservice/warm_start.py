@@ -19,14 +19,23 @@ import time
 from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import SolveStatus
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 
 __all__ = ["HINT_OPTIONS", "backend_options", "heuristic_start", "limited"]
 
 #: The solver options the start reads (name -> meaning).
 HINT_OPTIONS = {
-    "hint": "plan to start from: 'lp_round' (default), 'greedy' or 'none'",
-    "hint_share": "most share of the time left the start plan may use (default 0.5)",
+    "hint": Option(
+        "plan to start from: 'lp_round' (default), 'greedy' or 'none' (also true / false)",
+        types=("str", "bool", "none"),
+        choices=("lp_round", "greedy", "none"),
+    ),
+    "hint_share": Option(
+        "most share of the time left the start plan may use (default 0.5)",
+        types=("float",),
+        minimum=1e-9,
+        maximum=1.0,
+    ),
 }
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...models.pipeline import PipelineProblem
 from ...models.result import Role, SolveStatus
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from ..common.linearize import Linearization, candidate_cuts, linearize
 from .costs import ClusterView
@@ -270,10 +270,22 @@ def alpa_stage_dp(
     role=Role.BASELINE,
     description="Alpa inter-op stage DP (Zheng et al. OSDI 2022, Sec. 5): gradient sync / K, host-aligned submeshes",
     extra_options={
-        "max_blocks": "most blocks the layers are clustered into (default 64)",
-        "epsilon": "relative gap between enumerated t_max values (default 0.01; 0 = every value)",
-        "gradient_sync": "charge each stage's gradient all-reduce / K in its latency (default true; false: the old DP)",
-        "submeshes": "'host_aligned' (default: (1, 2^m) inside a host or whole hosts) or 'any' contiguous group",
+        "max_blocks": Option(
+            "most blocks the layers are clustered into (default 64)", types=("int",), minimum=1
+        ),
+        "epsilon": Option(
+            "relative gap between enumerated t_max values (default 0.01; 0 = every value)",
+            types=("float",),
+            minimum=0,
+        ),
+        "gradient_sync": Option(
+            "charge each stage's gradient all-reduce / K in its latency (default true; false: the old DP)",
+            types=("bool",),
+        ),
+        "submeshes": Option(
+            "'host_aligned' (default: (1, 2^m) inside a host or whole hosts) or 'any' contiguous group",
+            choices=("host_aligned", "any"),
+        ),
         **SCHEDULE_OPTION,
     },
 )

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...models.pipeline import PipelineProblem
 from ...models.result import Role
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from ..common.linearize import linearize
 from .finalize import SCHEDULE_OPTION, menu_or_native, simulate_partitions, to_output
@@ -43,8 +43,11 @@ logger = logging.getLogger(__name__)
 Splitter = Callable[[PipelineProblem, int], list[int]]
 
 _REPLICAS_OPTION = {
-    "replicas": "'divisors' (default: every stage count S dividing the GPUs, N/S replicas per stage, "
-    "best S by simulation) or 'none' (one single-GPU stage per GPU, the old behaviour)"
+    "replicas": Option(
+        "'divisors' (default: every stage count S dividing the GPUs, N/S replicas per stage, "
+        "best S by simulation) or 'none' (one single-GPU stage per GPU, the old behaviour)",
+        choices=("divisors", "none"),
+    )
 }
 
 

@@ -110,7 +110,7 @@ from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Evaluation, Role, SolveStatus
 from ...solvers.cpsat import CpSatOutcome, solve_cpsat
 from ...solvers.lazy import lazy_module
-from ...solvers.options import InfeasibleProblem, SolveOptions, SolverOutput
+from ...solvers.options import InfeasibleProblem, Option, SolveOptions, SolverOutput
 from ...solvers.registry import get_solver, register_solver
 from .exact_data import (
     COMBINATIONS_PER_SECOND,
@@ -320,9 +320,15 @@ def best_replica_order(
     needs=("ortools",),
     description="CP-SAT model of partition, replica groups and per-stage task order; proven bound when uncoarsened",
     extra_options={
-        "max_blocks": f"layers are merged into at most this many blocks (default {DEFAULT_MAX_BLOCKS}); "
-        "with more layers the model is a restriction and reports no bound of its own",
-        "warm_start": "start from the 'topo' heuristic's plan (default true)",
+        "max_blocks": Option(
+            f"layers are merged into at most this many blocks (default {DEFAULT_MAX_BLOCKS}); "
+            "with more layers the model is a restriction and reports no bound of its own",
+            types=("int",),
+            minimum=1,
+        ),
+        "warm_start": Option(
+            "start from the 'topo' heuristic's plan (default true)", types=("bool",)
+        ),
     },
 )
 def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:

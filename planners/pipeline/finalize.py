@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from ...models.pipeline import PipelinePlan, PipelineProblem, Schedule
 from ...models.result import Evaluation, SolveStatus
-from ...solvers.options import SolverOutput
+from ...solvers.options import Option, SolverOutput
 from .schedules import Task, make_plan
 from .simulator import evaluate_plan
 
@@ -87,8 +87,11 @@ def to_output(
 
 #: The ``schedules`` option every baseline takes: the common menu (default) or the system's own schedule.
 SCHEDULE_OPTION = {
-    "schedules": "'menu' (default: GPipe, 1F1B and list, the fastest by simulation, as for every solver) "
-    "or 'native' (only the system's own schedule)"
+    "schedules": Option(
+        "'menu' (default: GPipe, 1F1B and list, the fastest by simulation, as for every solver) "
+        "or 'native' (only the system's own schedule)",
+        choices=("menu", "native"),
+    )
 }
 
 

@@ -91,7 +91,7 @@ import numpy as np
 from ...models.errors import BadInput
 from ...models.pipeline import PipelineProblem, Schedule
 from ...models.result import Role, SolveStatus
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .costs import ClusterView, interconnect
 from .finalize import SCHEDULE_OPTION, simulate_candidates, to_output
@@ -424,14 +424,41 @@ def _option(
     role=Role.BASELINE,
     description="PipeDream's optimizer (SOSP'19 Sec. 3.1): antichain DP with replication, hierarchical across servers",
     extra_options={
-        "hierarchy": "'servers' (default: PipeDream's two-level mode on multi-server clusters) or 'flat'",
-        "bandwidth": "flat mode: 'min' (default) or 'max' route bandwidth between GPUs, or bytes/s",
-        "use_memory_constraint": "PipeDream's memory check against the smallest GPU memory (default false)",
-        "straight_pipeline": "no replication (default: not problem.allow_replication)",
-        "use_fewer_machines": "allow plans on fewer GPUs (default false; used anyway when none fits all)",
-        "activation_compression_ratio": "count stage input/output transfers divided by this (default off)",
-        "max_states": f"antichain DAG size beyond which branches are compressed (default {MAX_STATES})",
-        "compress_branches": "None (default: when max_states is exceeded), true (always) or false (never)",
+        "hierarchy": Option(
+            "'servers' (default: PipeDream's two-level mode on multi-server clusters) or 'flat'",
+            choices=("servers", "flat"),
+        ),
+        "bandwidth": Option(
+            "flat mode: 'min' (default) or 'max' route bandwidth between GPUs, or bytes/s",
+            types=("str", "float"),
+            choices=("min", "max"),
+            minimum=1e-9,
+        ),
+        "use_memory_constraint": Option(
+            "PipeDream's memory check against the smallest GPU memory (default false)",
+            types=("bool",),
+        ),
+        "straight_pipeline": Option(
+            "no replication (default: not problem.allow_replication)", types=("bool",)
+        ),
+        "use_fewer_machines": Option(
+            "allow plans on fewer GPUs (default false; used anyway when none fits all)",
+            types=("bool",),
+        ),
+        "activation_compression_ratio": Option(
+            "count stage input/output transfers divided by this (default off)",
+            types=("float", "none"),
+            minimum=1e-9,
+        ),
+        "max_states": Option(
+            f"antichain DAG size beyond which branches are compressed (default {MAX_STATES})",
+            types=("int",),
+            minimum=1,
+        ),
+        "compress_branches": Option(
+            "None (default: when max_states is exceeded), true (always) or false (never)",
+            types=("bool", "none"),
+        ),
         **SCHEDULE_OPTION,
     },
 )

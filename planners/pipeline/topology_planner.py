@@ -53,7 +53,7 @@ import numpy as np
 
 from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Role, SolveStatus
-from ...solvers.options import SolveOptions, SolverOutput
+from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from ..common.linearize import Linearization, candidate_cuts, linearize
 from .alpa import alpa_dp
@@ -280,14 +280,40 @@ def plan_topology(
     auto_rank=0,
     description="ours: topology-aware joint partition/replication/mapping DP over GPU orderings + simulated local search",
     extra_options={
-        "max_blocks": "most blocks the layers are coarsened into for the DP (default 64 up to 16 GPUs)",
-        "orderings": "most GPU orderings the DP runs on (default 8)",
-        "restarts": "plans the local search starts from (default 3)",
-        "dp_overlap": "stage backward times assumed to hide a later stage's all-reduce in the DP estimate (default 1)",
-        "finalists": "best searched plans replayed under every schedule at the end (default 4)",
-        "kicks": f"most iterated-local-search kicks (default {MAX_KICKS})",
-        "baseline_candidates": "seed the search with the baselines' plans and let them compete (default true)",
-        "effort": f"search budget in simulated tasks (default {DEFAULT_EFFORT}; a replay of W workers is 2 K W)",
+        "max_blocks": Option(
+            "most blocks the layers are coarsened into for the DP (default 64 up to 16 GPUs)",
+            types=("int",),
+            minimum=1,
+        ),
+        "orderings": Option(
+            "most GPU orderings the DP runs on (default 8)", types=("int",), minimum=1
+        ),
+        "restarts": Option(
+            "plans the local search starts from (default 3)", types=("int",), minimum=1
+        ),
+        "dp_overlap": Option(
+            "stage backward times assumed to hide a later stage's all-reduce in the DP estimate (default 1)",
+            types=("float",),
+            minimum=0,
+            maximum=1,
+        ),
+        "finalists": Option(
+            "best searched plans replayed under every schedule at the end (default 4)",
+            types=("int",),
+            minimum=1,
+        ),
+        "kicks": Option(
+            f"most iterated-local-search kicks (default {MAX_KICKS})", types=("int",), minimum=0
+        ),
+        "baseline_candidates": Option(
+            "seed the search with the baselines' plans and let them compete (default true)",
+            types=("bool",),
+        ),
+        "effort": Option(
+            f"search budget in simulated tasks (default {DEFAULT_EFFORT}; a replay of W workers is 2 K W)",
+            types=("int",),
+            minimum=0,
+        ),
     },
 )
 def topo(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
