@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...solvers.registry import Command, Example, ProblemKind, register_kind
-from . import baselines, exact_cpsat, progressive  # noqa: F401  (register the solvers)
+from . import baselines, exact_cpsat, exact_milp, progressive  # noqa: F401  (register the solvers)
 from .bounds import latency_lower_bound, memory_infeasibility
 from .evaluator import evaluate_plan
 from .examples import example_problems
