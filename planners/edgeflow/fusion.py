@@ -77,11 +77,13 @@ def fused_parts(problem: EdgeflowProblem, chain: list[str], final: list[Part]) -
 
 def _chain_trials(builder: PlanBuilder, chain: list[str], final: list[Part]) -> list[Trial] | None:
     """The chain's layers placed one after another as fused parts ending in ``final``
-    (on a shadow of ``builder``); None when a device cannot hold a layer's weights."""
+    (on a shadow of ``builder``); None when a device cannot hold a layer's weights, or
+    when the final rows need no row of some layer of the chain (padding and strides can
+    skip every row): that layer would get no unit, so the chain is not fused."""
     shadow = builder.shadow()
     trials = []
     for name, parts in zip(chain, fused_parts(builder.problem, chain, final), strict=True):
-        if not builder.fits(name, [p.device for p in parts]):
+        if not parts or not builder.fits(name, [p.device for p in parts]):
             return None
         trial = shadow.trial(name, parts)
         shadow.commit(trial, record=False)

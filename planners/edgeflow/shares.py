@@ -11,6 +11,8 @@ __all__ = ["largest_remainder", "split_widths", "unit_seconds", "water_fill"]
 
 #: Up to this many devices every split width is tried; above, a few spread widths.
 EVERY_WIDTH_UP_TO = 4
+#: Smallest seconds per row water-filling works with (free rows would divide by zero).
+MIN_SECONDS_PER_ROW = 1e-12
 
 
 def split_widths(widest: int) -> list[int]:
@@ -47,10 +49,12 @@ def water_fill(
     ready_s
         When each device could start (seconds).
     seconds_per_row
-        Seconds each device needs per row (> 0).
+        Seconds each device needs per row (>= 0; a zero, a layer with neither work
+        nor overhead, is taken as :data:`MIN_SECONDS_PER_ROW`).
     rows
         Rows to share.
     """
+    seconds_per_row = [max(s, MIN_SECONDS_PER_ROW) for s in seconds_per_row]
     order = sorted(range(len(ready_s)), key=lambda d: (ready_s[d], d))
     shares = [0.0] * len(ready_s)
     finish = math.inf
