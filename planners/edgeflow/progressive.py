@@ -32,13 +32,13 @@ Improvements over the plain pass (ours):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from ...models.edgeflow import EdgeflowPlan, EdgeflowProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.options import Option, SolveOptions, SolverOutput
-from ...solvers.registry import register_solver
+from ...solvers.registry import register_solver, solvers
 from .baselines import single_device_parts
 from .builder import PlanBuilder, Trial, build_plan, memory_overflow, parts_from_counts, whole
 from .fusion import MAX_FUSED_LAYERS, SHARE_REFINEMENTS, best_fused_chain
@@ -317,13 +317,27 @@ def progressive_plan(
             f"layers the roll-out looks ahead (default {DEFAULT_LOOKAHEAD}; 0 = plain pass only)",
             types=("int",),
             minimum=0,
-        )
+        ),
+        "baseline_candidates": Option(
+            "let the baselines' plans compete with the passes (default true; the winner is "
+            "named in metrics['pass'])",
+            types=("bool",),
+        ),
     },
     description="ours: EdgeFlow progressive partitioning (per-layer share LP, aligned splits, fusion, branch concurrency, level-order placement, pass portfolio)",
 )
 def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """Run the passes of :func:`portfolio` (and the whole model on each device); keep the
-    fastest plan that fits memory, timed by :func:`.replay.plan_latency`."""
+    fastest plan that fits memory, timed by :func:`.replay.plan_latency`.
+
+    With ``baseline_candidates`` (default), the plans of the registered baselines
+    (Neurosurgeon's cut, DADS, MoDNN, CoEdge, HEFT) compete too, after the first
+    pass and while time is left, as the pipeline kind's ``topo`` does: on small
+    random DAGs a single cut sometimes beats every pass (5 of 40 in our check),
+    and a planner a scheduler calls should never return the worse plan.
+    ``metrics["pass"]`` names a baseline when its plan wins, so benchmarks can
+    count how often that happens.
+    """
     lookahead = int(options.option("lookahead", DEFAULT_LOOKAHEAD))
     orders = placement_orders(problem)
     # (overflows memory, latency in seconds, which pass, plan): the least key wins.
@@ -353,6 +367,9 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
         if built is None:
             break
         keep(built[0], step)
+        if number == 0 and options.option("baseline_candidates", True):
+            for name, plan in baseline_plans(problem, options):
+                keep(plan, f"baseline candidate: {name}")
     assert best is not None
     overflows, latency, run, plan = best
     if overflows:
@@ -373,3 +390,17 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
         }
     )
     return SolverOutput(status, plan=plan, objective=latency, metrics=metrics)
+
+
+def baseline_plans(
+    problem: EdgeflowProblem, options: SolveOptions
+) -> Iterator[tuple[str, EdgeflowPlan]]:
+    """The registered edgeflow baselines' plans, while the time limit allows."""
+    for spec in solvers("edgeflow"):
+        if spec.role is not Role.BASELINE or spec.name == "single-device":
+            continue  # single devices are candidates already
+        if options.expired():
+            return
+        output = spec.function(problem, options)
+        if output.plan is not None:
+            yield spec.name, output.plan
