@@ -4,8 +4,12 @@ Prints one row per instance (model x device preset) with the simulated latency
 (ms) of each solver, the ratio of ours (``edgeflow``) to the best single device,
 to HEFT and to the best baseline, measured in the same run, the bytes ours moves,
 and planning times (median of ``--repeats`` runs for ours, one run for the rest).
+Solvers come from the registry (every ``edgeflow`` solver, exact ones unless
+``--no-exact``). Instances: the shipped ones, or the files / folders given (e.g.
+instances imported with other devices by ``distplan import paleo --devices FILE``).
 
-    python benchmarks/edgeflow.py [--repeats 3] [--time-limit 10] [--filter vgg16] [--no-exact]
+    python benchmarks/edgeflow.py [INSTANCE.json | DIR ...] [--repeats 3] [--time-limit 10]
+                                  [--filter vgg16] [--no-exact]
 """
 
 from __future__ import annotations
@@ -30,8 +34,25 @@ def ms(value: float | None) -> str:
     return "-" if value is None else f"{1000 * value:.1f}"
 
 
+def instance_paths(sources: list[Path]) -> list[Path]:
+    """The ``.json`` instance files named or held (directly) by the folders named, sorted by name."""
+    paths = []
+    for source in sources:
+        if source.is_dir():
+            paths += list(source.glob("*.json"))
+        else:
+            paths.append(source)
+    return sorted(paths, key=lambda p: p.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "instances",
+        nargs="*",
+        type=Path,
+        help="instance files or folders of them (default: the shipped edgeflow instances)",
+    )
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of ours per instance (median time)"
     )
@@ -58,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     worse = []
-    for path in sorted(INSTANCES.glob("*.json")):
+    for path in instance_paths(args.instances or [INSTANCES]):
         if args.filter not in path.stem:
             continue
         problem = distplan.load_instance(path)

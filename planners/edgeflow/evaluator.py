@@ -59,6 +59,9 @@ class _Replay:
     busy_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     bytes_moved: float = 0.0
     transfers: int = 0
+    record: bool = False
+    unit_times: list[dict[str, object]] = field(default_factory=list)
+    transfer_times: list[dict[str, object]] = field(default_factory=list)
 
 
 def _static_violations(problem: EdgeflowProblem, plan: EdgeflowPlan) -> list[str]:
@@ -216,6 +219,20 @@ def _issue_transfers(replay: _Replay, device: str, unit: ExecutionUnit, now: flo
             arrival = end + route.latency_s
             replay.bytes_moved += nbytes
             replay.transfers += 1
+            if replay.record:
+                replay.transfer_times.append(
+                    {
+                        "layer": unit.layer,
+                        "row_start": entry.row_start,
+                        "row_stop": entry.row_stop,
+                        "source": device,
+                        "target": entry.target,
+                        "bytes": nbytes,
+                        "resources": list(route.resources),
+                        "start_s": start,
+                        "end_s": end,
+                    }
+                )
         else:
             arrival = now
         key = (unit.layer, entry.row_start, entry.row_stop, device, entry.target)
@@ -224,8 +241,18 @@ def _issue_transfers(replay: _Replay, device: str, unit: ExecutionUnit, now: flo
             replay.deliveries[unit.layer].append((arrival, entry.row_start, entry.row_stop))
 
 
-def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan) -> Evaluation:
+def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan, *, record: bool = False) -> Evaluation:
     """Replay ``plan`` unit by unit; see the module docstring.
+
+    Parameters
+    ----------
+    record
+        Also return the timeline (for pictures): ``metrics["unit_times"]``, one
+        record per executed unit (``device``, ``index`` in its program, ``layer``,
+        ``row_start``, ``row_stop``, ``start_s``, ``end_s``), and
+        ``metrics["transfer_times"]``, one per transfer of a non-empty row range
+        (``layer``, rows, ``source``, ``target``, ``bytes``, the route's
+        ``resources``, ``start_s``, ``end_s`` of holding them; seconds).
 
     Returns
     -------
@@ -237,7 +264,7 @@ def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan) -> Evaluation:
     bad = _static_violations(problem, plan)
     if bad:
         return Evaluation(feasible=False, objective=None, violations=bad)
-    replay = _Replay(problem, plan)
+    replay = _Replay(problem, plan, record=record)
     order = {device.name: k for k, device in enumerate(problem.devices)}
     programs = sorted(plan.programs, key=lambda program: order[program.device])
     next_unit = [0] * len(programs)
@@ -263,6 +290,18 @@ def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan) -> Evaluation:
             start = max(free_at[p], ready)
             running[p] = True
             replay.busy_s[program.device] += duration
+            if record:
+                replay.unit_times.append(
+                    {
+                        "device": program.device,
+                        "index": next_unit[p],
+                        "layer": unit.layer,
+                        "row_start": unit.row_start,
+                        "row_stop": unit.row_stop,
+                        "start_s": start,
+                        "end_s": start + duration,
+                    }
+                )
             heapq.heappush(events, (start + duration, p, next_unit[p]))
 
     start_ready_units()
@@ -300,6 +339,9 @@ def simulate(problem: EdgeflowProblem, plan: EdgeflowPlan) -> Evaluation:
         "units": sum(len(program.units) for program in plan.programs),
         "busy_s": {device.name: replay.busy_s.get(device.name, 0.0) for device in problem.devices},
     }
+    if record:
+        metrics["unit_times"] = replay.unit_times
+        metrics["transfer_times"] = replay.transfer_times
     return Evaluation(feasible=True, objective=latency, metrics=metrics)
 
 

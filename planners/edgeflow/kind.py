@@ -9,6 +9,7 @@ from .bounds import latency_lower_bound, memory_infeasibility
 from .evaluator import evaluate_plan
 from .examples import example_problems
 from .importers import import_paleo, import_pipedream
+from .plot import plot_edgeflow
 
 
 def _examples() -> list[Example]:
@@ -43,5 +44,6 @@ EDGEFLOW = register_kind(
         ),
         examples=_examples,
         describe=_describe,
+        plot=plot_edgeflow,
     )
 )

@@ -5,7 +5,32 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["largest_remainder", "water_fill"]
+from ...models.edgeflow import EdgeflowProblem
+
+__all__ = ["largest_remainder", "split_widths", "unit_seconds", "water_fill"]
+
+#: Up to this many devices every split width is tried; above, a few spread widths.
+EVERY_WIDTH_UP_TO = 4
+#: Smallest seconds per row water-filling works with (free rows would divide by zero).
+MIN_SECONDS_PER_ROW = 1e-12
+
+
+def split_widths(widest: int) -> list[int]:
+    """Device counts ``k >= 2`` a split over at most ``widest`` devices tries: every one up to
+    :data:`EVERY_WIDTH_UP_TO`, else 2, about half and ``widest`` (keeps roll-outs affordable)."""
+    if widest <= EVERY_WIDTH_UP_TO:
+        return list(range(2, widest + 1))
+    return sorted({2, (widest + 2) // 2, widest})
+
+
+def unit_seconds(
+    problem: EdgeflowProblem, layer: str, device: str, rows: int | None = None
+) -> float:
+    """Seconds ``device`` needs for ``rows`` rows of ``layer`` (default all): overhead plus FLOPs / speed."""
+    spec = problem.layer_by_name[layer]
+    speed = problem.device_by_name[device]
+    count = spec.out_rows if rows is None else rows
+    return speed.overhead_s + spec.flops_per_row * count / speed.flops_per_s
 
 
 def water_fill(
@@ -24,10 +49,12 @@ def water_fill(
     ready_s
         When each device could start (seconds).
     seconds_per_row
-        Seconds each device needs per row (> 0).
+        Seconds each device needs per row (>= 0; a zero, a layer with neither work
+        nor overhead, is taken as :data:`MIN_SECONDS_PER_ROW`).
     rows
         Rows to share.
     """
+    seconds_per_row = [max(s, MIN_SECONDS_PER_ROW) for s in seconds_per_row]
     order = sorted(range(len(ready_s)), key=lambda d: (ready_s[d], d))
     shares = [0.0] * len(ready_s)
     finish = math.inf

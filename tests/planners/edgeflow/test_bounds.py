@@ -234,3 +234,27 @@ def test_interchangeable_devices_leave_out_the_input_device_and_differing_speeds
     """Four devices on one WLAN: d0 holds input and output, d3 is faster; only d1 and d2 swap."""
     problem = tiny_problem("twins", chain_layers(), [1e7, 1e7, 1e7, 2e7])
     assert interchangeable_devices(problem) == [["d1", "d2"]]
+
+
+@pytest.mark.parametrize("seed", [1142, 1165, 1391])
+def test_ours_plans_degenerate_random_dags(seed: int) -> None:
+    """``edgeflow`` plans DAGs whose strides and padding leave a fused layer no needed row,
+    and layers with neither work nor overhead (they once crashed fusion and water-filling)."""
+    problem = random_problem(random.Random(seed), f"random-{seed}")
+    result = distplan.solve(problem, "edgeflow", seed=0)
+    assert result.status in HAS_PLAN, result.reason
+    assert latency_lower_bound(problem) <= result.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", [2009, 2018, 2022, 2030, 2034])
+def test_ours_is_never_slower_than_any_baseline_on_random_dags(seed: int) -> None:
+    """On random DAGs where a single cut or CoEdge's split beats every pass, ``edgeflow``
+    still returns a plan at least as fast as every baseline, naming the winner."""
+    problem = random_problem(random.Random(seed), f"random-{seed}")
+    ours = distplan.solve(problem, "edgeflow", seed=0)
+    for spec in solvers("edgeflow"):
+        if spec.role.value == "baseline":
+            baseline = distplan.solve(problem, spec.name, seed=0)
+            if baseline.has_plan:
+                assert ours.objective <= baseline.objective * (1 + 1e-9), spec.name
+    assert "pass" in ours.metrics or "max_split" in ours.metrics
