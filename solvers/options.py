@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..models.errors import BadInput, DistplanError
@@ -50,6 +50,11 @@ class SolveOptions:
     def option(self, name: str, default: Any) -> Any:
         """A solver-specific option, or ``default``."""
         return self.extra.get(name, default)
+
+    def within(self, seconds: float) -> SolveOptions:
+        """These options for a stage that may use ``seconds`` from now, never past this limit."""
+        limit = max(0.0, min(seconds, self.remaining()))
+        return replace(self, time_limit=limit, started_at=time.monotonic())
 
 
 @dataclass

@@ -80,12 +80,6 @@ IMPROVEMENT = 1e-9
 OPTIMALITY_TOLERANCE = 1e-6
 
 
-def _budget(options: SolveOptions, seconds: float) -> SolveOptions:
-    """Options for a stage that may take ``seconds`` of what is left (counted from now)."""
-    limit = max(0.0, min(seconds, options.remaining()))
-    return dataclasses.replace(options, time_limit=limit, started_at=time.monotonic())
-
-
 def _incumbent(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """The ``edgeflow`` heuristic's result; if it fails, the best single-device plan that fits memory.
 
@@ -173,9 +167,9 @@ def _split_plan(
     }
     plan_latency(problem, plan_from_shares(problem, groups, probe, list(range(len(groups)))))
     reserve_s = 3 * (time.monotonic() - began) + 0.02 * options.remaining()
-    start = _complete_start(split, start, _budget(options, START_SHARE * options.remaining()))
+    start = _complete_start(split, start, options.within(START_SHARE * options.remaining()))
     solve_s = max(0.0, options.remaining() - reserve_s)
-    solve_options = dataclasses.replace(options, time_limit=solve_s, started_at=time.monotonic())
+    solve_options = options.within(solve_s)
     outcome = solve_milp(split.model, solve_options, "highs", start=start)
     metrics: dict[str, object] = {
         "groups": len(groups),
@@ -231,7 +225,7 @@ def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverO
     share = float(options.option("relaxation_share", DEFAULT_RELAXATION_SHARE))
     if math.isinf(options.time_limit):
         options = dataclasses.replace(options, time_limit=UNLIMITED_CAP_S)
-    heuristic = _incumbent(problem, _budget(options, HEURISTIC_SHARE * options.remaining()))
+    heuristic = _incumbent(problem, options.within(HEURISTIC_SHARE * options.remaining()))
     if heuristic.plan is None:
         return heuristic  # no plan fits memory: the heuristic says why
     best_plan, best_s = heuristic.plan, float(heuristic.objective or math.inf)
@@ -242,7 +236,7 @@ def solve_milp_split(problem: EdgeflowProblem, options: SolveOptions) -> SolverO
     metrics["relaxation_bound_s"] = relaxed
 
     found, split_metrics = _split_plan(
-        problem, _budget(options, options.remaining()), best_plan, best_s
+        problem, options.within(options.remaining()), best_plan, best_s
     )
     metrics.update(split_metrics)
     if found is not None and memory_overflow(problem, found) is None:

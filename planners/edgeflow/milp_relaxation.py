@@ -41,7 +41,6 @@ solver's feasibility tolerances.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import time
@@ -227,9 +226,8 @@ def relaxation_bound(
         The bound (None when the time ran out before HiGHS proved one) and
         metrics: ``relaxation_status``, ``relaxation_s`` (seconds spent).
     """
-    began = time.monotonic()
-    budget = max(0.0, min(seconds, options.remaining()))
-    sub = dataclasses.replace(options, time_limit=budget, started_at=began)
+    sub = options.within(seconds)
+    began, budget = sub.started_at, sub.time_limit
     try:
         model, _ = _build(problem, began + budget)
     except BuildTimeout:

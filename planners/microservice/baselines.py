@@ -41,7 +41,6 @@ import math
 import time
 from collections.abc import Callable
 
-from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role
 from ...solvers.options import Option, SolveOptions, SolverOutput
@@ -211,8 +210,6 @@ def solve_lr_scheduler(problem: MicroserviceProblem, options: SolveOptions) -> S
 def solve_layer_oblivious(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutput:
     """Greedy placement that charges every deployment its whole image size."""
     charge = options.option("charge", "image")
-    if charge not in ("image", "instance"):
-        raise BadInput("options.charge", f"must be 'image' or 'instance', got {charge!r}")
     score = options.option("score", DEFAULT_SCORE)
     deadline = time.monotonic() + options.remaining()
     placement = Placement(

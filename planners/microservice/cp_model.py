@@ -60,7 +60,7 @@ from ...solvers.options import Option, SolveOptions, SolverOutput
 from ...solvers.registry import register_solver
 from .formulation import FormulationIndex, formulation_index
 from .placement import budget_violations, empty_output, link_key, solver_output
-from .warm_start import HINT_OPTIONS, backend_options, heuristic_start, limited
+from .warm_start import HINT_OPTIONS, backend_options, heuristic_start
 
 if TYPE_CHECKING:
     from ortools.sat.python import cp_model
@@ -407,7 +407,7 @@ def solve_cp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutpu
     with_outer = bool(options.option("outer_bound", True)) and not scaling.exact
     remaining = backend_options(options).remaining()
     share = float(options.option("inner_share", 0.7)) if with_outer else 1.0
-    inner_options = options if math.isinf(remaining) else limited(options, remaining * share)
+    inner_options = options if math.isinf(remaining) else options.within(remaining * share)
     outcome = solve_cpsat(inner.model, inner_options)
     if not outcome.has_solution:
         if outcome.status is SolveStatus.INFEASIBLE:  # cannot happen: deploying nothing is feasible

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import pulp
 
-from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus
 from ...solvers.milp import MIP_REL_GAP, BuildTimeout, solve_milp
@@ -22,7 +21,7 @@ from .formulation import formulation_index
 from .ilp import MilpModel, build_milp, read_placement, replay, start_values
 from .placement import budget_violations, empty_output, solver_output
 from .relaxed_bound import Check, Verdict, meets_bound, solve_storage_relaxed
-from .warm_start import HINT_OPTIONS, backend_options, heuristic_start, limited
+from .warm_start import HINT_OPTIONS, backend_options, heuristic_start
 
 __all__ = ["solve_ilp"]
 
@@ -81,8 +80,6 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     fallback = heuristic_start(problem, options)
     highs = options.option("backend", "highs") == "highs"
     share = float(options.option("relaxed_share", 0.7 if highs else 0.0))
-    if not 0.0 <= share <= 1.0:
-        raise BadInput("options.relaxed_share", f"must be in [0, 1], got {share}")
     try:
         milp = build_milp(problem, index=index, deadline=deadline)
     except BuildTimeout:
@@ -93,7 +90,7 @@ def solve_ilp(problem: MicroserviceProblem, options: SolveOptions) -> SolverOutp
     relaxed_bound = None
     exclusions = 0
     if share > 0 and not options.expired():
-        stage = limited(options, share * options.remaining())
+        stage = options.within(share * options.remaining())
         relaxed = solve_storage_relaxed(
             problem,
             index,
@@ -185,7 +182,7 @@ def _layer_check(problem: MicroserviceProblem, milp: MilpModel, options: SolveOp
         try:
             outcome = solve_milp(
                 milp.model,
-                limited(options, min(left, max(1.0, 0.1 * left))),
+                options.within(min(left, max(1.0, 0.1 * left))),
                 "highs",
                 highs_options={"mip_max_improving_sols": 1},
             )

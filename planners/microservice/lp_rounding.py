@@ -59,7 +59,6 @@ from __future__ import annotations
 import math
 import time
 
-from ...models.errors import BadInput
 from ...models.microservice import MicroserviceProblem
 from ...models.result import Role, SolveStatus, relative_gap
 from ...solvers.milp import BuildTimeout
@@ -70,7 +69,6 @@ from .greedy import DEFAULT_SCORE, fill_greedily
 from .integer_allocation import AllocationModel, AllocationOutcome, Pair
 from .local_search import improve_instances
 from .placement import Placement, empty_output, solver_output
-from .warm_start import limited
 
 __all__ = ["choose_layers", "fit_allocation", "solve_lp_round"]
 
@@ -141,13 +139,6 @@ def fit_allocation(
     return placement
 
 
-def _nodes(options: SolveOptions, name: str, default: int) -> int:
-    value = int(options.option(name, default))
-    if value < 1:
-        raise BadInput(f"options.{name}", f"must be at least 1, got {value}")
-    return value
-
-
 def _rounding_window(values: dict[Pair, float]) -> dict[Pair, tuple[int, int]]:
     """Instance counts between the floor and the ceiling of the LP's (1e-6 slack)."""
     return {
@@ -183,16 +174,14 @@ def solve_lp_round(problem: MicroserviceProblem, options: SolveOptions) -> Solve
     index = formulation_index(problem, merge_layers=True)
     if not index.pairs:
         return empty_output(problem)
-    relaxed_nodes = _nodes(options, "relaxed_nodes", RELAXED_NODES)
+    relaxed_nodes = int(options.option("relaxed_nodes", RELAXED_NODES))
     work = float(options.option("work_seconds", WORK_SECONDS))
-    if work <= 0:
-        raise BadInput("options.work_seconds", f"must be positive, got {work}")
     deadline = time.monotonic() + options.remaining()
     budget_end = time.monotonic() + min(work, options.remaining())
     clock = [time.monotonic()]
 
     def share(fraction: float) -> SolveOptions:
-        return limited(options, max(0.0, fraction * (budget_end - time.monotonic())))
+        return options.within(max(0.0, fraction * (budget_end - time.monotonic())))
 
     try:
         model = AllocationModel(problem, index, index.pairs, deadline=budget_end)

@@ -40,7 +40,6 @@ from ...solvers.options import SolveOptions, SolverOutput
 from .formulation import FormulationIndex
 from .integer_allocation import AllocationModel, AllocationOutcome, Pair
 from .placement import solver_output
-from .warm_start import limited
 
 __all__ = ["Check", "RelaxedSolve", "Verdict", "conflicts", "meets_bound", "solve_storage_relaxed"]
 
@@ -183,7 +182,7 @@ def solve_storage_relaxed(
     bound: float | None = None
     counts = _counts_of(start)
     while True:
-        outcome = model.solve(limited(options, options.remaining()), start=counts or None)
+        outcome = model.solve(options.within(options.remaining()), start=counts or None)
         if outcome.bound is not None:
             bound = outcome.bound if bound is None else min(bound, outcome.bound)
         if outcome.objective is None:

@@ -105,7 +105,6 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from ...models.errors import BadInput
 from ...models.pipeline import PipelinePlan, PipelineProblem
 from ...models.result import Evaluation, Role, SolveStatus
 from ...solvers.cpsat import CpSatOutcome, solve_cpsat
@@ -354,12 +353,8 @@ def solve_exact_cpsat(problem: PipelineProblem, options: SolveOptions) -> Solver
     ------
     InfeasibleProblem
         When the uncoarsened model is proven infeasible (no plan fits memory).
-    ValueError
-        When ``max_blocks`` is not a positive integer.
     """
-    max_blocks = options.option("max_blocks", DEFAULT_MAX_BLOCKS)
-    if isinstance(max_blocks, bool) or not isinstance(max_blocks, int) or max_blocks < 1:
-        raise BadInput("options.max_blocks", f"must be a positive integer, got {max_blocks!r}")
+    max_blocks = int(options.option("max_blocks", DEFAULT_MAX_BLOCKS))
     use_warm_start = bool(options.option("warm_start", True))
     metrics: dict = {}
 

@@ -88,7 +88,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...models.errors import BadInput
 from ...models.pipeline import PipelineProblem, Schedule
 from ...models.result import Role, SolveStatus
 from ...solvers.options import Option, SolveOptions, SolverOutput
@@ -321,13 +320,10 @@ def pipedream_states(
 
 
 def _bandwidth(problem: PipelineProblem, choice: object) -> float:
-    """The flat bandwidth (bytes/s) the optimizer uses: ``"min"``/``"max"`` widest-path, or a number."""
+    """The flat bandwidth (bytes/s) the optimizer uses: ``"min"``/``"max"`` widest-path, or a
+    positive number (the option's declaration has checked which)."""
     if isinstance(choice, int | float) and not isinstance(choice, bool):
-        if not choice > 0:
-            raise BadInput("options.bandwidth", f"must be positive bytes/s, got {choice}")
         return float(choice)
-    if choice not in ("min", "max"):
-        raise BadInput("options.bandwidth", f"'min', 'max' or bytes/s, got {choice!r}")
     n = problem.num_gpus
     if n == 1:
         return math.inf
@@ -406,17 +402,6 @@ def _stage_of_layer(
     return [s or 0 for s in stage], uncovered
 
 
-def _option(
-    options: SolveOptions, name: str, default: object, kind: type | tuple[type, ...]
-) -> object:
-    """A solver option, checked against ``kind`` (None passes)."""
-    value = options.option(name, default)
-    if value is not None and not isinstance(value, kind):
-        expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise BadInput(f"options.{name}", f"expected {expected}, got {value!r}")
-    return value
-
-
 @register_solver(
     "pipedream_dp",
     honours_time_limit=False,
@@ -465,16 +450,15 @@ def _option(
 def pipedream_dp(problem: PipelineProblem, options: SolveOptions) -> SolverOutput:
     """PipeDream's partitioner, then replayed under the schedule menu."""
     bandwidth = _bandwidth(problem, options.option("bandwidth", "min"))
-    use_memory = bool(_option(options, "use_memory_constraint", False, bool))
+    # Option values arrive checked against the declarations above (solve()).
+    use_memory = bool(options.option("use_memory_constraint", False))
     memory = min(g.memory_bytes for g in problem.cluster.gpus) if use_memory else None
-    straight = bool(_option(options, "straight_pipeline", not problem.allow_replication, bool))
-    fewer = bool(_option(options, "use_fewer_machines", False, bool))
-    ratio = _option(options, "activation_compression_ratio", None, (float, int))
-    max_states = int(_option(options, "max_states", MAX_STATES, int))  # type: ignore[call-overload]
-    compress = _option(options, "compress_branches", None, bool)
-    hierarchy = _option(options, "hierarchy", "servers", str)
-    if hierarchy not in ("servers", "flat"):
-        raise ValueError(f"options.hierarchy: 'servers' or 'flat', got {hierarchy!r}")
+    straight = bool(options.option("straight_pipeline", not problem.allow_replication))
+    fewer = bool(options.option("use_fewer_machines", False))
+    ratio = options.option("activation_compression_ratio", None)
+    max_states = int(options.option("max_states", MAX_STATES))
+    compress = options.option("compress_branches", None)
+    hierarchy = options.option("hierarchy", "servers")
     native = options.option("schedules", "menu") == "native"
     schedules: list[Schedule] = ["1f1b", "gpipe"] if native else list(problem.schedules)
     levels = (

@@ -77,3 +77,15 @@ def test_every_registered_option_is_typed() -> None:
         if option.types == ("any",)
     ]
     assert untyped == []
+
+
+def test_within_cuts_the_limit_from_now_and_never_extends_it() -> None:
+    """A stage's options get the smaller of its seconds and what is left, counted from now."""
+    from distplan.solvers.options import SolveOptions
+
+    options = SolveOptions(time_limit=10.0, seed=7, threads=2, extra={"rounds": 3})
+    stage = options.within(4.0)
+    assert stage.time_limit == 4.0 and stage.started_at >= options.started_at
+    assert (stage.seed, stage.threads, dict(stage.extra)) == (7, 2, {"rounds": 3})
+    assert options.within(99.0).time_limit <= 10.0
+    assert options.within(-1.0).time_limit == 0.0
