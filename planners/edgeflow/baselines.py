@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import networkx as nx
 
@@ -57,16 +57,21 @@ def _pinned_or(problem: EdgeflowProblem, layer: str, device: str) -> list[Part]:
     return whole(problem, layer, problem.pinned_device(layer) or device)
 
 
-def _best(problem: EdgeflowProblem, assignments: list[Assignment]) -> tuple[EdgeflowPlan, float]:
-    """The assignment whose plan fits memory with the lowest latency (first on ties)."""
+def _best(
+    problem: EdgeflowProblem, assignments: Iterable[Assignment], options: SolveOptions
+) -> tuple[EdgeflowPlan, bool]:
+    """The assignment whose plan fits memory with the lowest latency (first on ties), and
+    whether the time limit cut the enumeration (after at least one assignment)."""
     best: tuple[bool, float, EdgeflowPlan] | None = None
     for parts in assignments:
+        if best is not None and options.expired():
+            return best[2], True
         plan, _ = build_plan(problem, parts)
         key = (memory_overflow(problem, plan) is not None, plan_latency(problem, plan))
         if best is None or key < best[:2]:
             best = (*key, plan)
     assert best is not None
-    return best[2], best[1]
+    return best[2], False
 
 
 def single_device_parts(problem: EdgeflowProblem, device: str) -> Assignment:
@@ -157,11 +162,12 @@ def heft_plan(problem: EdgeflowProblem) -> tuple[EdgeflowPlan, float]:
     return builder.plan(), latency
 
 
-def _output(problem: EdgeflowProblem, plan: EdgeflowPlan) -> SolverOutput:
+def _output(problem: EdgeflowProblem, plan: EdgeflowPlan, cut: bool = False) -> SolverOutput:
     overflow = memory_overflow(problem, plan)
     if overflow is not None:  # the baselines ignore memory, as their authors' systems do
         return SolverOutput(SolveStatus.NO_SOLUTION, metrics={"reason": overflow})
-    return SolverOutput(SolveStatus.FEASIBLE, plan=plan, objective=plan_latency(problem, plan))
+    status = SolveStatus.TIME_LIMIT if cut else SolveStatus.FEASIBLE
+    return SolverOutput(status, plan=plan, objective=plan_latency(problem, plan))
 
 
 def _baseline(
@@ -173,8 +179,10 @@ def _baseline(
 @_baseline("single-device", "best single device (whole model on one device)")
 def solve_single_device(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     """The whole model on the device with the lowest latency."""
-    plan, latency = _best(problem, [single_device_parts(problem, d.name) for d in problem.devices])
-    return _output(problem, plan)
+    plan, cut = _best(
+        problem, (single_device_parts(problem, d.name) for d in problem.devices), options
+    )
+    return _output(problem, plan, cut)
 
 
 @_baseline("neurosurgeon", "Neurosurgeon: one cut between the input device and one helper")
@@ -184,10 +192,10 @@ def solve_neurosurgeon(problem: EdgeflowProblem, options: SolveOptions) -> Solve
         problem.input_device
     ]
     cuts = range(1, len(problem.layers) + 1)
-    plan, latency = _best(
-        problem, [neurosurgeon_parts(problem, h, c) for h in helpers for c in cuts]
+    plan, cut = _best(
+        problem, (neurosurgeon_parts(problem, h, c) for h in helpers for c in cuts), options
     )
-    return _output(problem, plan)
+    return _output(problem, plan, cut)
 
 
 @_baseline("dads", "DADS: min-cut of the DAG between the input device and one helper")
@@ -196,8 +204,8 @@ def solve_dads(problem: EdgeflowProblem, options: SolveOptions) -> SolverOutput:
     helpers = [d.name for d in problem.devices if d.name != problem.input_device] or [
         problem.input_device
     ]
-    plan, latency = _best(problem, [dads_parts(problem, h) for h in helpers])
-    return _output(problem, plan)
+    plan, cut = _best(problem, (dads_parts(problem, h) for h in helpers), options)
+    return _output(problem, plan, cut)
 
 
 @_baseline("modnn", "MoDNN: every splittable layer split equally over all devices")

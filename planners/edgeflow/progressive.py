@@ -331,8 +331,9 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
     fastest plan that fits memory, timed by :func:`.replay.plan_latency`.
 
     With ``baseline_candidates`` (default), the plans of the registered baselines
-    (Neurosurgeon's cut, DADS, MoDNN, CoEdge, HEFT) compete too, after the first
-    pass and while time is left, as the pipeline kind's ``topo`` does: on small
+    (Neurosurgeon's cut, DADS, MoDNN, CoEdge, HEFT) compete too, after the passes
+    and in the time left (a baseline cut by the limit offers its best so far), as
+    the pipeline kind's ``topo`` does: on small
     random DAGs a single cut sometimes beats every pass (5 of 40 in our check),
     and a planner a scheduler calls should never return the worse plan.
     ``metrics["pass"]`` names a baseline when its plan wins, so benchmarks can
@@ -367,9 +368,9 @@ def solve_progressive(problem: EdgeflowProblem, options: SolveOptions) -> Solver
         if built is None:
             break
         keep(built[0], step)
-        if number == 0 and options.option("baseline_candidates", True):
-            for name, plan in baseline_plans(problem, options):
-                keep(plan, f"baseline candidate: {name}")
+    if options.option("baseline_candidates", True):
+        for name, plan in baseline_plans(problem, options):
+            keep(plan, f"baseline candidate: {name}")
     assert best is not None
     overflows, latency, run, plan = best
     if overflows:

@@ -194,3 +194,22 @@ def test_known_optima_are_never_beaten_and_ours_reaches_them(results) -> None:
         for solver in SOLVERS:
             assert results[(problem.name, solver)].objective >= optimum * (1 - 1e-9), solver
         assert results[(problem.name, "edgeflow")].objective == pytest.approx(optimum, rel=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["edgeflow", "neurosurgeon"])
+def test_time_limit_is_honoured_on_inception_v3(repo, solver: str) -> None:
+    """Ours (with its baseline candidates) and Neurosurgeon's cut enumeration (about 2 s in
+    full) stop at a 0.5 s limit with a plan; 0.5 s + 5 % margin, doubled on a loaded machine."""
+    import time
+
+    problem = distplan.load_instance(
+        repo / "instances" / "edgeflow" / "inception_v3__mixed8-switch.json"
+    )
+    began = time.monotonic()
+    result = distplan.solve(problem, solver, time_limit=0.5, seed=0)
+    elapsed = time.monotonic() - began
+    assert result.status in HAS_PLAN, result.reason
+    margin = 0.5 + 0.05 * 0.5
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        margin *= 2
+    assert elapsed <= 0.5 + margin, elapsed
